@@ -1,0 +1,1 @@
+"""Toolformer in JAX."""
