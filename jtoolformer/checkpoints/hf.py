@@ -1,0 +1,147 @@
+"""Hugging Face checkpoint directories: load into sharded params (each shard read straight from the
+file, never a second full copy in host memory) and export params back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax.traverse_util import flatten_dict, unflatten_dict
+from jax.sharding import Mesh
+from safetensors.numpy import save_file
+
+from jtoolformer.checkpoints.sources import TensorSource, open_weights
+from jtoolformer.models import ARCH_MODULES, ModelConfig, abstract_params, param_shardings
+
+LAYERED = "{i}"
+
+
+def read_hf_config(directory: str | Path) -> ModelConfig:
+    directory = Path(directory)
+    path = directory / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} is not a Hugging Face checkpoint directory: no config.json")
+    hf = json.loads(path.read_text())
+    model_type = hf.get("model_type")
+    if model_type not in ARCH_MODULES:
+        raise ValueError(f"{path}: model_type {model_type!r} is not supported; expected one of {sorted(ARCH_MODULES)}")
+    try:
+        return ARCH_MODULES[model_type].config_from_hf(hf)
+    except KeyError as e:
+        raise ValueError(f"{path}: missing key {e} for a {model_type} config") from e
+
+
+def _name_table(cfg: ModelConfig) -> dict[tuple[str, ...], tuple[str, bool]]:
+    """Our param path → (HF name, transposed?) for the params this config has."""
+    paths = set(flatten_dict(abstract_params(cfg)))
+    table = {path: (hf, t) for path, hf, t in ARCH_MODULES[cfg.arch].HF_NAMES if path in paths}
+    unmapped = paths - set(table)
+    assert not unmapped, f"no HF name for {unmapped}"
+    return table
+
+
+def _hf_names(hf: str, cfg: ModelConfig) -> list[str]:
+    return [hf.format(i=i) for i in range(cfg.n_layers)] if LAYERED in hf else [hf]
+
+
+def _hf_shape(shape: tuple[int, ...], hf: str, transposed: bool) -> tuple[int, ...]:
+    per_tensor = shape[1:] if LAYERED in hf else shape
+    return tuple(reversed(per_tensor)) if transposed else tuple(per_tensor)
+
+
+def _check_tensors(source: TensorSource, cfg: ModelConfig, table, flat_abstract) -> None:
+    expected: dict[str, tuple[int, ...]] = {}
+    for path, (hf, transposed) in table.items():
+        for name in _hf_names(hf, cfg):
+            expected[name] = _hf_shape(flat_abstract[path].shape, hf, transposed)
+    present = source.names()
+    missing = sorted(set(expected) - present)
+    if missing:
+        raise ValueError(f"{source.where(missing[0])}: missing tensors {missing[:5]}"
+                         f"{' …' if len(missing) > 5 else ''} ({len(missing)} in all) for a {cfg.arch} model")
+    ignored = ARCH_MODULES[cfg.arch].HF_IGNORED_SUFFIXES + (("lm_head.weight",) if cfg.tie_embeddings else ())
+    unexpected = sorted(n for n in present - set(expected) if not n.endswith(ignored))
+    if unexpected:
+        raise ValueError(f"{source.where(unexpected[0])}: unexpected tensors {unexpected[:5]} — the file "
+                         f"does not match its config.json ({cfg.arch}, {cfg.n_layers} layers)")
+    for name, shape in expected.items():
+        if source.shape(name) != shape:
+            raise ValueError(f"{source.where(name)}: tensor {name} has shape {source.shape(name)}, "
+                             f"but config.json implies {shape}")
+
+
+def load_params(source: TensorSource, cfg: ModelConfig, mesh: Mesh):
+    """Params for `cfg` read from `source`, each device reading only its own shard."""
+    flat_abstract = flatten_dict(abstract_params(cfg))
+    flat_shardings = flatten_dict(param_shardings(cfg, mesh))
+    table = _name_table(cfg)
+    _check_tensors(source, cfg, table, flat_abstract)
+
+    def reader(path):
+        hf, transposed = table[path]
+        dtype = flat_abstract[path].dtype
+
+        def read_one(name: str, index: tuple[slice, ...]) -> np.ndarray:
+            if transposed:
+                return source.read(name, tuple(reversed(index))).T
+            return source.read(name, index)
+
+        def callback(index: tuple[slice, ...]) -> np.ndarray:
+            if LAYERED not in hf:
+                return np.asarray(read_one(hf, index), dtype)
+            layers = range(cfg.n_layers)[index[0]]
+            out = np.empty((len(layers),) + tuple(len(range(n)[s]) for n, s in
+                                                   zip(flat_abstract[path].shape[1:], index[1:])), dtype)
+            for j, i in enumerate(layers):
+                out[j] = read_one(hf.format(i=i), index[1:])
+            return out
+
+        return callback
+
+    flat = {
+        path: jax.make_array_from_callback(flat_abstract[path].shape, flat_shardings[path], reader(path))
+        for path in flat_abstract
+    }
+    return unflatten_dict(flat)
+
+
+def load_hf(directory: str | Path, mesh: Mesh, **overrides) -> tuple[ModelConfig, object]:
+    """(config, params) from a HF checkpoint directory; `overrides` change e.g. dtype or remat."""
+    directory = Path(directory)
+    cfg = read_hf_config(directory).replace(**overrides)
+    return cfg, load_params(open_weights(directory), cfg, mesh)
+
+
+def save_hf(params, cfg: ModelConfig, directory: str | Path, max_shard_bytes: int = 2 << 30) -> None:
+    """Writes config.json and model.safetensors (sharded with an index above max_shard_bytes).
+
+    Tensors are fetched from the devices one layer at a time.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    flat = flatten_dict(params)
+    shards: list[dict[str, np.ndarray]] = [{}]
+    size = 0
+    for path, (hf, transposed) in _name_table(cfg).items():
+        for i, name in enumerate(_hf_names(hf, cfg)):
+            x = np.asarray(jax.device_get(flat[path][i] if LAYERED in hf else flat[path]))
+            x = np.ascontiguousarray(x.T if transposed else x)
+            if size and size + x.nbytes > max_shard_bytes:
+                shards.append({})
+                size = 0
+            shards[-1][name] = x
+            size += x.nbytes
+    if len(shards) == 1:
+        save_file(shards[0], directory / "model.safetensors", metadata={"format": "pt"})
+    else:
+        weight_map = {}
+        for k, shard in enumerate(shards, 1):
+            fname = f"model-{k:05d}-of-{len(shards):05d}.safetensors"
+            save_file(shard, directory / fname, metadata={"format": "pt"})
+            weight_map.update(dict.fromkeys(shard, fname))
+        total = sum(x.nbytes for s in shards for x in s.values())
+        (directory / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1))
+    (directory / "config.json").write_text(json.dumps(ARCH_MODULES[cfg.arch].config_to_hf(cfg), indent=1))

@@ -1,0 +1,111 @@
+"""Pieces every decoder architecture shares: rotary embeddings, attention over a KV cache, dense layers
+with logical axis names."""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jtoolformer.sharding import constrain
+
+F32 = jnp.float32
+
+
+def dense(features: int, axes: tuple[str, str], *, use_bias: bool, dtype, param_dtype, name: str) -> nn.Dense:
+    """A Dense whose kernel [in, out] and bias [out] carry logical axis names."""
+    return nn.Dense(
+        features,
+        use_bias=use_bias,
+        dtype=dtype,
+        param_dtype=param_dtype,
+        kernel_init=nn.with_logical_partitioning(nn.initializers.normal(0.02), axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (axes[1],)),
+        name=name,
+    )
+
+
+def rotary_angles(positions: jax.Array, rotary_dim: int, theta: float) -> tuple[jax.Array, jax.Array]:
+    """sin and cos of position × frequency, [B, T, 1, rotary_dim // 2], float32."""
+    inv_freq = 1.0 / theta ** (jnp.arange(0, rotary_dim, 2, dtype=F32) / rotary_dim)
+    angles = positions.astype(F32)[..., None] * inv_freq
+    return jnp.sin(angles)[:, :, None, :], jnp.cos(angles)[:, :, None, :]
+
+
+def apply_rotary(x: jax.Array, sin: jax.Array, cos: jax.Array, *, interleaved: bool) -> jax.Array:
+    """Rotates the first 2·sin.shape[-1] features of each head of x [B, T, H, D].
+
+    interleaved=True pairs features (0, 1), (2, 3), … (GPT-J's rotate_every_two);
+    interleaved=False pairs (i, i + r/2) (NeoX/Llama's rotate_half).
+    """
+    rot = 2 * sin.shape[-1]
+    xr = x[..., :rot].astype(F32)
+    if interleaved:
+        a, b = xr[..., 0::2], xr[..., 1::2]
+    else:
+        a, b = xr[..., : rot // 2], xr[..., rot // 2 :]
+    ra, rb = a * cos - b * sin, b * cos + a * sin
+    if interleaved:
+        rotated = jnp.stack([ra, rb], axis=-1).reshape(xr.shape)
+    else:
+        rotated = jnp.concatenate([ra, rb], axis=-1)
+    return jnp.concatenate([rotated.astype(x.dtype), x[..., rot:]], axis=-1)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """Softmax attention with grouped KV heads. q [B,T,H,D], k/v [B,S,K,D], mask [B,T,S] → [B,T,H·D].
+
+    Scores and softmax are float32 whatever the compute dtype.
+    """
+    b, t, h, d = q.shape
+    kv_heads = k.shape[2]
+    q = q.reshape(b, t, kv_heads, h // kv_heads, d)
+    scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=F32) / math.sqrt(d)
+    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(F32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bkgts,bskd->btkgd", probs, v)
+    return out.reshape(b, t, h * d)
+
+
+def write_cache(cache: jax.Array | None, new: jax.Array, index: jax.Array) -> jax.Array:
+    """new [B,T,K,D] written into cache [B,S,K,D] at slot `index`; without a cache, new itself."""
+    if cache is None:
+        return new
+    return jax.lax.dynamic_update_slice(cache, new.astype(cache.dtype), (0, index, 0, 0))
+
+
+def project_qkv(
+    x: jax.Array, cfg, *, use_bias: bool, sin: jax.Array, cos: jax.Array, interleaved: bool
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """q [B,T,H,D], k and v [B,T,K,D] from x, rotary applied to q and k."""
+    b, t, _ = x.shape
+    hd = cfg.head_dim
+    common = dict(use_bias=use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype)
+    q = dense(cfg.n_heads * hd, ("embed", "heads"), name="q_proj", **common)(x)
+    k = dense(cfg.n_kv_heads * hd, ("embed", "kv_heads"), name="k_proj", **common)(x)
+    v = dense(cfg.n_kv_heads * hd, ("embed", "kv_heads"), name="v_proj", **common)(x)
+    q = q.reshape(b, t, cfg.n_heads, hd)
+    k = k.reshape(b, t, cfg.n_kv_heads, hd)
+    v = v.reshape(b, t, cfg.n_kv_heads, hd)
+    q = apply_rotary(q, sin, cos, interleaved=interleaved)
+    k = apply_rotary(k, sin, cos, interleaved=interleaved)
+    return constrain(q, ("batch", "length", "act_heads", None)), k, v
+
+
+def self_attention(
+    x: jax.Array, cfg, *, use_bias: bool, interleaved: bool, out_name: str,
+    mask: jax.Array, sin: jax.Array, cos: jax.Array, cache_index: jax.Array,
+    k_cache: jax.Array | None, v_cache: jax.Array | None,
+) -> tuple[jax.Array, tuple[jax.Array | None, jax.Array | None]]:
+    """The attention half of a block: projections, rotary, cache write, attention, output projection."""
+    q, k, v = project_qkv(x, cfg, use_bias=use_bias, sin=sin, cos=cos, interleaved=interleaved)
+    k_all = write_cache(k_cache, k, cache_index)
+    v_all = write_cache(v_cache, v, cache_index)
+    out = attention(q, k_all, v_all, mask)
+    out = dense(cfg.d_model, ("heads", "embed"), use_bias=use_bias, dtype=cfg.dtype,
+                param_dtype=cfg.param_dtype, name=out_name)(out)
+    if k_cache is None:
+        return out, (None, None)
+    return out, (k_all, v_all)

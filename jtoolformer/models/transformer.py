@@ -1,0 +1,121 @@
+"""A decoder-only LM assembled from an architecture's block: embeddings, scanned layers, final norm, head.
+
+One forward serves training (segment ids), scoring (hidden states only) and cached decoding.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from jtoolformer.models import gptj, llama
+from jtoolformer.models.config import ModelConfig
+from jtoolformer.models.layers import dense, rotary_angles
+from jtoolformer.sharding import constrain
+
+ARCH_MODULES: dict[str, ModuleType] = {"gptj": gptj, "llama": llama}
+
+
+@flax.struct.dataclass
+class KVCache:
+    k: jax.Array  # [L, B, S, K, D]
+    v: jax.Array  # [L, B, S, K, D]
+    valid: jax.Array  # [B, S] bool: slot holds a real token of that row
+    index: jax.Array  # int32 []: the next slot to write (shared by all rows)
+
+    @classmethod
+    def zeros(cls, cfg: ModelConfig, batch: int, length: int, dtype=None) -> "KVCache":
+        shape = (cfg.n_layers, batch, length, cfg.n_kv_heads, cfg.head_dim)
+        dtype = dtype or cfg.dtype
+        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype),
+                   jnp.zeros((batch, length), bool), jnp.zeros((), jnp.int32))
+
+    @property
+    def length(self) -> int:
+        return self.valid.shape[1]
+
+
+def attention_mask(
+    t: int, segment_ids: jax.Array | None, cache: KVCache | None, token_valid: jax.Array | None
+) -> tuple[jax.Array, jax.Array | None]:
+    """[B, T, S] boolean mask and the cache's updated `valid` (None without a cache).
+
+    Without a cache: causal, and within one segment when segment_ids (0 = padding) are given.
+    With a cache: the T new tokens occupy slots index..index+T-1; a query sees valid slots up to its own.
+    """
+    if cache is None:
+        causal = jnp.tril(jnp.ones((t, t), bool))[None]
+        if segment_ids is None:
+            return causal, None
+        same = (segment_ids[:, :, None] == segment_ids[:, None, :]) & (segment_ids[:, None, :] != 0)
+        return causal & same, None
+    b, s = cache.valid.shape
+    new_valid = jnp.ones((b, t), bool) if token_valid is None else token_valid
+    valid = jax.lax.dynamic_update_slice(cache.valid, new_valid, (0, cache.index))
+    query_slot = cache.index + jnp.arange(t)
+    mask = valid[:, None, :] & (jnp.arange(s)[None, None, :] <= query_slot[None, :, None])
+    return mask, valid
+
+
+class DecoderLM(nn.Module):
+    cfg: ModelConfig
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        arch = ARCH_MODULES[cfg.arch]
+        self.wte = nn.Embed(
+            cfg.vocab_size, cfg.d_model, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
+            embedding_init=nn.with_logical_partitioning(nn.initializers.normal(0.02), ("vocab", "embed")),
+        )
+        block = nn.remat(arch.Block, prevent_cse=False) if cfg.remat else arch.Block
+        self.h = nn.scan(
+            block,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0, 0),
+            length=cfg.n_layers,
+            metadata_params={nn.PARTITION_NAME: "layers"},
+        )(cfg)
+        self.ln_f = arch.final_norm(cfg, "ln_f")
+        if not cfg.tie_embeddings:
+            self.lm_head = dense(cfg.vocab_size, ("embed", "vocab"), use_bias=arch.HEAD_BIAS,
+                                 dtype=cfg.dtype, param_dtype=cfg.param_dtype, name="lm_head")
+        self.interleaved = arch.ROTARY_INTERLEAVED
+
+    def __call__(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array,
+        *,
+        segment_ids: jax.Array | None = None,
+        cache: KVCache | None = None,
+        token_valid: jax.Array | None = None,
+        return_hidden: bool = False,
+    ) -> tuple[jax.Array, KVCache | None]:
+        """tokens, positions [B, T] → (logits [B, T, V] float32, or final hidden states [B, T, D]; cache)."""
+        cfg = self.cfg
+        x = constrain(self.wte(tokens), ("batch", "length", "act_embed"))
+        sin, cos = rotary_angles(positions, cfg.rotary_dim, cfg.rope_theta)
+        mask, valid = attention_mask(tokens.shape[1], segment_ids, cache, token_valid)
+        if cache is None:
+            x, _ = self.h(x, mask, sin, cos, jnp.zeros((), jnp.int32), None, None)
+            new_cache = None
+        else:
+            x, (k, v) = self.h(x, mask, sin, cos, cache.index, cache.k, cache.v)
+            new_cache = KVCache(k, v, valid, cache.index + tokens.shape[1])
+        x = self.ln_f(x)
+        if return_hidden:
+            return x, new_cache
+        return self.project(x), new_cache
+
+    def project(self, hidden: jax.Array) -> jax.Array:
+        """Final hidden states [..., D] → logits [..., V], float32."""
+        if self.cfg.tie_embeddings:
+            logits = self.wte.attend(hidden)
+        else:
+            logits = self.lm_head(hidden)
+        return logits.astype(jnp.float32)
