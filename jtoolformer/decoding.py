@@ -1,0 +1,184 @@
+"""Prefill, cached decode steps and sampling, jitted; the host loop around them.
+
+Prompts are left-padded into one batch, so every row's next token goes into the same cache slot and a
+decode step is one static-shape call; per-row positions and the cache's `valid` mask make each row
+see exactly what it would see alone. Decoding runs in jitted chunks of steps; between chunks the host
+checks stop strings and may end rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from jtoolformer.models import DecoderLM, KVCache, ModelConfig
+from jtoolformer.sharding import activation_mesh, batch_sharding, named_sharding
+
+NO_TOKEN = -1
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """temperature 0 is greedy; top_k 0 and top_p 1 switch those filters off."""
+
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"invalid sampling settings {self}: need temperature ≥ 0, top_k ≥ 0, 0 < top_p ≤ 1")
+
+
+def sample(logits: jax.Array, key: jax.Array, sampling: Sampling) -> jax.Array:
+    """One token per row of logits [B, V] (float32)."""
+    if sampling.temperature == 0.0:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    logits = logits / sampling.temperature
+    if sampling.top_k:
+        kth = jax.lax.top_k(logits, sampling.top_k)[0][:, -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    if sampling.top_p < 1.0:
+        sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
+        probs = jax.nn.softmax(sorted_logits, axis=-1)
+        before = jnp.cumsum(probs, axis=-1) - probs  # mass of strictly more likely tokens
+        cutoff = jnp.min(jnp.where(before < sampling.top_p, sorted_logits, jnp.inf), axis=-1, keepdims=True)
+        logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+
+
+@flax.struct.dataclass
+class DecodeState:
+    cache: KVCache
+    logits: jax.Array  # [B, V] float32: the distribution of each row's next token
+    positions: jax.Array  # [B] int32: the position that token will take
+    done: jax.Array  # [B] bool
+    key: jax.Array
+
+
+def _bucket(n: int, multiple: int = 32) -> int:
+    return max(multiple, -(-n // multiple) * multiple)
+
+
+class Decoder:
+    """Jitted prefill/decode for one model on one mesh."""
+
+    def __init__(self, cfg: ModelConfig, mesh: Mesh):
+        self.cfg, self.mesh = cfg, mesh
+        self.model = DecoderLM(cfg)
+        self.batch_multiple = mesh.shape["data"] * mesh.shape["fsdp"]
+        self._prefill = jax.jit(self._prefill_impl, donate_argnames="cache")
+        self._chunk = jax.jit(self._chunk_impl, static_argnames=("n_steps", "sampling"), donate_argnames="state")
+        self._step = jax.jit(self._step_impl, donate_argnames="state")
+
+    def new_cache(self, batch: int, length: int) -> KVCache:
+        cfg, mesh = self.cfg, self.mesh
+        kv = named_sharding(("layers", "batch", "length", "kv_heads", None),
+                            (cfg.n_layers, batch, length, cfg.n_kv_heads, cfg.head_dim), mesh)
+        shardings = KVCache(kv, kv, batch_sharding(mesh, (batch, length)), named_sharding((), (), mesh))
+        return jax.jit(partial(KVCache.zeros, cfg, batch, length), out_shardings=shardings)()
+
+    def _prefill_impl(self, params, tokens, valid, cache: KVCache):
+        positions = jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
+        with activation_mesh(self.mesh):
+            hidden, cache = self.model.apply({"params": params}, tokens, positions, cache=cache,
+                                             token_valid=valid, return_hidden=True)
+            logits = self.model.apply({"params": params}, hidden[:, -1], method=DecoderLM.project)
+        return logits, cache, positions[:, -1] + 1
+
+    def _step_impl(self, params, state: DecodeState, tokens: jax.Array) -> DecodeState:
+        """Feeds tokens [B] (one per row) and returns the state with the next distribution."""
+        with activation_mesh(self.mesh):
+            logits, cache = self.model.apply({"params": params}, tokens[:, None], state.positions[:, None],
+                                             cache=state.cache)
+        return state.replace(cache=cache, logits=logits[:, -1], positions=state.positions + 1)
+
+    def _chunk_impl(self, params, state: DecodeState, stop_ids: jax.Array, *, n_steps: int, sampling: Sampling):
+        def body(state: DecodeState, _):
+            key, sub = jax.random.split(state.key)
+            token = jnp.where(state.done, NO_TOKEN, sample(state.logits, sub, sampling))
+            done = state.done | jnp.any(token[:, None] == stop_ids, axis=1)
+            state = self._step_impl(params, state.replace(key=key), jnp.maximum(token, 0))
+            return state.replace(done=done), token
+
+        state, tokens = jax.lax.scan(body, state, None, length=n_steps)
+        return state, tokens.T
+
+    def start(self, params, prompts: Sequence[Sequence[int]], max_new_tokens: int, seed: int = 0,
+              pad_id: int = 0) -> tuple[DecodeState, int]:
+        """Prefills left-padded prompts; returns the state and the number of real rows."""
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token (add a BOS token to empty prompts)")
+        n = len(prompts)
+        rows = -(-n // self.batch_multiple) * self.batch_multiple
+        width = _bucket(max(len(p) for p in prompts))
+        length = width + _bucket(max_new_tokens)
+        if length > self.cfg.max_positions + 32:
+            raise ValueError(f"prompt ({width} tokens, padded) plus {max_new_tokens} new tokens exceeds the "
+                             f"model's {self.cfg.max_positions} positions")
+        tokens = np.full((rows, width), pad_id, np.int32)
+        valid = np.zeros((rows, width), bool)
+        for r in range(rows):
+            p = prompts[r] if r < n else prompts[0][:1]
+            tokens[r, width - len(p):] = p
+            valid[r, width - len(p):] = True
+        sharding = batch_sharding(self.mesh, tokens.shape)
+        logits, cache, positions = self._prefill(
+            params, jax.device_put(tokens, sharding), jax.device_put(valid, sharding), self.new_cache(rows, length))
+        done = jnp.arange(rows) >= n
+        return DecodeState(cache, logits, positions, done, jax.random.key(seed)), n
+
+    def generate(
+        self,
+        params,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        sampling: Sampling = Sampling(),
+        stop_token_ids: Sequence[Sequence[int]] | None = None,
+        is_finished: Callable[[int, list[int]], bool] | None = None,
+        seed: int = 0,
+        pad_id: int = 0,
+        chunk: int = 32,
+    ) -> list[list[int]]:
+        """New token ids per prompt, up to and including the first stop token, at most max_new_tokens.
+
+        `is_finished(row, ids)` is asked after every chunk (e.g. to look for stop strings); rows it
+        ends get no more tokens.
+        """
+        state, n = self.start(params, prompts, max_new_tokens, seed, pad_id)
+        rows = state.done.shape[0]
+        stops = [list(s) for s in (stop_token_ids or [[]] * n)] + [[]] * (rows - n)
+        width = max(1, max(len(s) for s in stops))
+        stop_ids = np.full((rows, width), NO_TOKEN, np.int32)
+        for r, s in enumerate(stops):
+            stop_ids[r, : len(s)] = s
+        stop_ids = jax.device_put(stop_ids, batch_sharding(self.mesh, stop_ids.shape))
+        n_steps = min(chunk, 1 << math.ceil(math.log2(max(max_new_tokens, 1))))
+        out: list[list[int]] = [[] for _ in range(n)]
+        finished = np.zeros(rows, bool)
+        finished[n:] = True
+        while not finished.all():
+            state, tokens = self._chunk(params, state, stop_ids, n_steps=n_steps, sampling=sampling)
+            tokens = np.asarray(tokens)
+            for r in np.flatnonzero(~finished):
+                for t in tokens[r]:
+                    if t == NO_TOKEN or len(out[r]) >= max_new_tokens:
+                        finished[r] = True
+                        break
+                    out[r].append(int(t))
+                    if t in stops[r]:
+                        finished[r] = True
+                        break
+                if len(out[r]) >= max_new_tokens or (is_finished and is_finished(int(r), out[r])):
+                    finished[r] = True
+            if finished.any():
+                state = state.replace(done=jax.device_put(finished, state.done.sharding) | state.done)
+        return out
