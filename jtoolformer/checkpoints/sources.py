@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import struct
 from pathlib import Path
 from typing import Protocol
 
+import ml_dtypes
 import numpy as np
-from safetensors import safe_open
 
 Index = tuple[slice, ...]
 
@@ -19,12 +22,55 @@ class TensorSource(Protocol):
     def where(self, name: str) -> str: ...  # the file that holds it, for error messages
 
 
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16,
+    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+}
+
+
+class _SafetensorsFile:
+    """One .safetensors file read with pread rather than mmap: mapped pages would count as resident
+    memory of this process, doubling the apparent footprint of a load."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with open(path, "rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(header_len))
+        header.pop("__metadata__", None)
+        self.data_start = 8 + header_len
+        self.entries = header
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.entries[name]["shape"])
+
+    def read(self, name: str, index: Index) -> np.ndarray:
+        entry = self.entries[name]
+        dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]])
+        shape = tuple(entry["shape"])
+        begin = self.data_start + entry["data_offsets"][0]
+        if not shape:
+            return np.frombuffer(os.pread(self.fd, dtype.itemsize, begin), dtype).reshape(())
+        rows = range(shape[0])[index[0]] if index else range(shape[0])
+        row_bytes = math.prod(shape[1:]) * dtype.itemsize
+        lo, hi = (rows.start, rows.stop) if rows.step == 1 else (0, shape[0])
+        block = np.empty((hi - lo,) + shape[1:], dtype)
+        if block.nbytes and os.preadv(self.fd, [memoryview(block.reshape(-1).view(np.uint8))], begin + lo * row_bytes) != block.nbytes:
+            raise ValueError(f"{self.path}: tensor {name} is truncated")
+        first = slice(None) if rows.step == 1 else index[0]
+        rest = tuple(index[1:])
+        if first == slice(None) and all(s == slice(None) for s in rest):
+            return block
+        return np.ascontiguousarray(block[(first,) + rest])
+
+
 class SafetensorsSource:
-    """model.safetensors, or model-*.safetensors with model.safetensors.index.json; memory-mapped."""
+    """model.safetensors, or model-*.safetensors with model.safetensors.index.json."""
 
     def __init__(self, files: dict[str, Path]):
         self._file_of = files
-        self._handles = {f: safe_open(f, framework="numpy") for f in set(files.values())}
+        self._files = {f: _SafetensorsFile(f) for f in set(files.values())}
 
     @classmethod
     def from_dir(cls, directory: Path) -> "SafetensorsSource":
@@ -37,20 +83,19 @@ class SafetensorsSource:
                     raise FileNotFoundError(f"{index} names {f.name}, which is missing from {directory}")
             return cls(files)
         single = directory / "model.safetensors"
-        with safe_open(single, framework="numpy") as f:
-            return cls({name: single for name in f.keys()})
+        return cls(dict.fromkeys(_SafetensorsFile(single).entries, single))
 
     def names(self) -> set[str]:
         return set(self._file_of)
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self._handles[self._file_of[name]].get_slice(name).get_shape())
+        return self._files[self._file_of[name]].shape(name)
 
     def read(self, name: str, index: Index) -> np.ndarray:
-        return self._handles[self._file_of[name]].get_slice(name)[index]
+        return self._files[self._file_of[name]].read(name, index)
 
     def where(self, name: str) -> str:
-        return str(self._file_of.get(name, next(iter(self._handles), "?")))
+        return str(self._file_of.get(name, next(iter(self._files), "?")))
 
 
 class TorchBinSource:
