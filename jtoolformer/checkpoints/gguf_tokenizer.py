@@ -31,7 +31,9 @@ _PRE_TOKENIZERS: dict[str, Callable[[bool], pre_tokenizers.PreTokenizer]] = {
 }
 
 
-def gguf_tokenizer(path_or_reader: str | os.PathLike | gguf.GGUFReader) -> tuple[Tokenizer, dict[str, Any]]:
+def gguf_tokenizer(
+    path_or_reader: str | os.PathLike | gguf.GGUFReader,
+) -> tuple[Tokenizer, dict[str, Any]]:
     """The file's tokenizer, and its special ids: `bos_id`, `eos_id`, `pad_id` (eos when the file
     names none) and `add_bos` (whether the model expects BOS in front of every text; the returned
     tokenizer already adds it, and EOS where the file asks for that too)."""
@@ -55,18 +57,17 @@ def gguf_tokenizer(path_or_reader: str | os.PathLike | gguf.GGUFReader) -> tuple
 
     tokens: list[str] = metadata(reader, "tokenizer.ggml.tokens")
     merges = [tuple(merge.split(" ")) for merge in metadata(reader, "tokenizer.ggml.merges")]
-    token_types: list[int] = metadata(reader, "tokenizer.ggml.token_type", [TokenType.NORMAL] * len(tokens))
+    kinds: list[int] = metadata(reader, "tokenizer.ggml.token_type", [TokenType.NORMAL] * len(tokens))
+    add_space_prefix = bool(metadata(reader, "tokenizer.ggml.add_space_prefix", False))
 
     tokenizer = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges))
-    tokenizer.pre_tokenizer = _PRE_TOKENIZERS[pre](metadata(reader, "tokenizer.ggml.add_space_prefix", False))
+    tokenizer.pre_tokenizer = _PRE_TOKENIZERS[pre](add_space_prefix)
     tokenizer.decoder = decoders.ByteLevel()
     # llama.cpp matches control and user-defined tokens whole before splitting the text.
-    tokenizer.add_special_tokens(
-        [AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, token_types) if k == TokenType.CONTROL]
-    )
-    tokenizer.add_tokens(
-        [AddedToken(t, special=False, normalized=False) for t, k in zip(tokens, token_types) if k == TokenType.USER_DEFINED]
-    )
+    control = [t for t, kind in zip(tokens, kinds) if kind == TokenType.CONTROL]
+    user_defined = [t for t, kind in zip(tokens, kinds) if kind == TokenType.USER_DEFINED]
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in control])
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in user_defined])
 
     bos_id = metadata(reader, "tokenizer.ggml.bos_token_id")
     eos_id = metadata(reader, "tokenizer.ggml.eos_token_id")
@@ -74,15 +75,19 @@ def gguf_tokenizer(path_or_reader: str | os.PathLike | gguf.GGUFReader) -> tuple
     add_eos = bool(metadata(reader, "tokenizer.ggml.add_eos_token", False))
     for flag, token_id, what in ((add_bos, bos_id, "BOS"), (add_eos, eos_id, "EOS")):
         if flag and token_id is None:
-            raise ValueError(f"{path}: the tokenizer asks for {what} on every text but names no {what} token")
+            raise ValueError(f"{path}: the tokenizer adds {what} to every text but names no {what} token")
     if add_bos or add_eos:
-        tokenizer.post_processor = _bos_eos_template(tokens, bos_id if add_bos else None, eos_id if add_eos else None)
+        tokenizer.post_processor = _bos_eos_template(
+            tokens, bos_id if add_bos else None, eos_id if add_eos else None
+        )
 
     pad_id = metadata(reader, "tokenizer.ggml.padding_token_id", eos_id)
     return tokenizer, {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id, "add_bos": add_bos}
 
 
-def _bos_eos_template(tokens: list[str], bos_id: int | None, eos_id: int | None) -> processors.TemplateProcessing:
+def _bos_eos_template(
+    tokens: list[str], bos_id: int | None, eos_id: int | None
+) -> processors.TemplateProcessing:
     before = [tokens[bos_id]] if bos_id is not None else []
     after = [tokens[eos_id]] if eos_id is not None else []
     single = [*before, "$A", *after]
