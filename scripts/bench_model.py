@@ -1,0 +1,123 @@
+"""Forward and cached-decode speed of jtoolformer's models beside transformers (PyTorch) in the same run.
+
+Writes JSON (--out): per model, tokens/s for a 512-token forward and for greedy decoding with a KV
+cache, the ratio to transformers, and the forward's FLOP/s as a fraction of this machine's measured
+matmul peak (JAX, float32).
+
+    python scripts/bench_model.py --out scripts/results/bench_model.json [--models gptj_tiny,gptj_125m,smollm2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+import transformers
+
+from jtoolformer import load_model
+from jtoolformer.checkpoints.gguf import default_gguf_path
+from jtoolformer.checkpoints.hf import save_hf
+from jtoolformer.models import ModelConfig
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_peak_flops(n: int = 2048) -> float:
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    return 2 * n**3 / best_time(lambda: f(a).block_until_ready(), 5)
+
+
+def forward_flops(cfg: ModelConfig, t: int) -> float:
+    """Matmul FLOPs of one forward over t tokens (attention scores counted in full, as computed)."""
+    d, hd = cfg.d_model, cfg.head_dim
+    per_layer = 2 * t * d * hd * (2 * cfg.n_heads + 2 * cfg.n_kv_heads)
+    per_layer += 2 * t * d * cfg.d_ff * (3 if cfg.arch == "llama" else 2)
+    per_layer += 4 * t * t * cfg.n_heads * hd
+    return cfg.n_layers * per_layer + 2 * t * d * cfg.vocab_size
+
+
+def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peak: float) -> dict:
+    seq = min(seq, lm.config.max_positions - new_tokens)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, min(lm.config.vocab_size, 32000), (1, seq))
+    jax_fwd = best_time(lambda: lm.logits(ids), repeats)
+    with torch.no_grad():
+        torch_ids = torch.tensor(ids)
+        torch_fwd = best_time(lambda: ref(torch_ids).logits, repeats)
+
+    prompt = ids[:, :16]
+    jax_dec = best_time(lambda: lm.decoder.generate(lm.params, prompt.tolist(), new_tokens), repeats)
+    with torch.no_grad():
+        gen = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, use_cache=True,
+                   pad_token_id=0)
+        torch_dec = best_time(lambda: ref.generate(torch.tensor(prompt), **gen), repeats)
+    flops = forward_flops(lm.config, seq)
+    result = {
+        "seq": seq,
+        "forward_tokens_per_s": seq / jax_fwd,
+        "forward_tokens_per_s_transformers": seq / torch_fwd,
+        "forward_speedup": torch_fwd / jax_fwd,
+        "forward_fraction_of_matmul_peak": flops / jax_fwd / peak,
+        "decode_tokens_per_s": new_tokens / jax_dec,
+        "decode_tokens_per_s_transformers": new_tokens / torch_dec,
+        "decode_speedup": torch_dec / jax_dec,
+        "params": lm.config.n_params,
+    }
+    print(name, json.dumps(result, indent=1))
+    return result
+
+
+def gptj_pair(config_path: str, workdir: Path):
+    lm = load_model(config_path)
+    save_hf(lm.params, lm.config, workdir)
+    ref = transformers.GPTJForCausalLM.from_pretrained(workdir, dtype=torch.float32).eval()
+    return lm, ref
+
+
+def smollm2_pair():
+    path = default_gguf_path()
+    ref = transformers.LlamaForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
+    return load_model(), ref
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="scripts/results/bench_model.json")
+    parser.add_argument("--models", default="gptj_tiny,gptj_125m,smollm2")
+    parser.add_argument("--seq", type=int, default=512)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    peak = matmul_peak_flops()
+    results = {"machine": {"processor": platform.processor() or platform.machine(),
+                           "jax_devices": [str(d) for d in jax.devices()], "torch_threads": torch.get_num_threads(),
+                           "jax_matmul_peak_gflops": peak / 1e9},
+               "seq": args.seq, "new_tokens": args.new_tokens, "models": {}}
+    for name in args.models.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            lm, ref = smollm2_pair() if name == "smollm2" else gptj_pair(f"configs/{name}.yaml", Path(tmp))
+            results["models"][name] = bench_pair(name, lm, ref, args.seq, args.new_tokens, args.repeats, peak)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
