@@ -75,7 +75,8 @@ class Packer:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.seq_len = seq_len
         self.mode: Mode = mode
-        self.truncated = 0
+        self.truncated = 0  # texts cut to seq_len
+        self.rows_opened = 0  # rows begun so far, the open one included
         self._open: list[tuple[np.ndarray, np.ndarray]] = []
         self._used = 0
 
@@ -94,6 +95,8 @@ class Packer:
             self.truncated += 1
         fits = self.mode == "pack" and self._used + tokens.size <= self.seq_len
         closed = None if fits or not self._open else self.flush()
+        if not self._open:
+            self.rows_opened += 1
         self._open.append((tokens, mask))
         self._used += tokens.size
         return closed

@@ -86,7 +86,7 @@ def test_packer_hands_back_rows_as_they_close():
     assert packer.add(Text([3, 4])) is None
     first = packer.add(Text([5, 6, 7, 8, 9]))
     assert first is not None and first["segment_ids"].tolist() == [1, 1, 2, 2]
-    assert packer.open_texts == 1 and packer.truncated == 1
+    assert packer.open_texts == 1 and packer.truncated == 1 and packer.rows_opened == 2
     last = packer.flush()
     assert last is not None and last["inputs"].tolist() == [5, 6, 7, 8]
     assert packer.flush() is None
