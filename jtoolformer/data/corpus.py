@@ -50,16 +50,19 @@ def read_jsonl(path: Path) -> Iterator[dict[str, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise CorpusError(f"{where}: not valid UTF-8 (byte {e.start} of the line); re-encode the file as UTF-8") from None
+                problem = f"not valid UTF-8 (byte {e.start} of the line)"
+                raise CorpusError(f"{where}: {problem}; re-encode the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise CorpusError(f"{where}: invalid JSON ({e.msg}, column {e.colno}); each line must be one JSON object") from None
+                problem = f"invalid JSON ({e.msg}, column {e.colno})"
+                raise CorpusError(f"{where}: {problem}; each line must be one JSON object") from None
             document = _document_from_json(record, where, default_id=f"{path.name}:{number}")
             if document["id"] in seen:
-                raise CorpusError(f"{where}: id {document['id']!r} already used on line {seen[document['id']]}; ids must be unique")
+                problem = f"id {document['id']!r} already used on line {seen[document['id']]}"
+                raise CorpusError(f"{where}: {problem}; ids must be unique")
             seen[document["id"]] = number
             yield document
 
@@ -77,7 +80,8 @@ def _document_from_json(record: Any, where: str, default_id: str) -> dict[str, s
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, allowed) or value == "":
-            raise CorpusError(f"{where}: {key!r} must be a non-empty {' or '.join(t.__name__ for t in allowed)}, got {value!r}")
+            kinds = " or ".join(t.__name__ for t in allowed)
+            raise CorpusError(f"{where}: {key!r} must be a non-empty {kinds}, got {value!r}")
         document[key] = str(value)
     if document["date"]:
         _check_date(document["date"], where)
@@ -218,12 +222,15 @@ class CorpusSource(Sequence[dict[str, str]]):
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, str]]:
         indices = [range(len(self))[i] for i in indices]
-        return [self._document(r, i) for r, i in zip(self._records.__getitems__(indices), indices, strict=True)]
+        records = self._records.__getitems__(indices)
+        return [self._document(r, i) for r, i in zip(records, indices, strict=True)]
 
     def _document(self, record: dict[str, Any], index: int) -> dict[str, str]:
         document = {"id": str(index), "text": record[self._field], "url": "", "date": ""}
         if not isinstance(document["text"], (bytes, str)):
-            raise CorpusError(f"{self._origin}: document {index}: field {self._field!r} is not text; name a text field after '#'")
+            raise CorpusError(
+                f"{self._origin}: document {index}: field {self._field!r} is not text; name a text field after '#'"
+            )
         for key in ("id", "url", "date"):
             if isinstance(record.get(key), (bytes, str)):
                 document[key] = record[key]
@@ -240,7 +247,8 @@ def parse_tfds_spec(spec: str) -> tuple[str, str, str]:
     name, _, split = rest.partition("@")
     if not tfds.core.naming.is_valid_dataset_name(name):
         raise CorpusError(
-            f"{spec!r} is neither an existing file or folder nor a TFDS spec NAME[/CONFIG][:VERSION][@SPLIT][#FIELD]"
+            f"{spec!r} is neither an existing file or folder nor a TFDS spec "
+            "NAME[/CONFIG][:VERSION][@SPLIT][#FIELD]"
         )
     return name, split or "train", field or "text"
 
@@ -263,5 +271,7 @@ def open_corpus(spec: str | Path, data_dir: str | Path | None = None) -> CorpusS
         ) from e
     features = builder.info.features.keys()
     if field not in features:
-        raise CorpusError(f"{spec!r}: dataset {name} has no field {field!r}; its fields are {sorted(features)}; name one after '#'")
+        raise CorpusError(
+            f"{spec!r}: dataset {name} has no field {field!r}; its fields are {sorted(features)}; name one after '#'"
+        )
     return CorpusSource(records, field, spec)

@@ -56,12 +56,12 @@ def empty_rows(num_rows: int, seq_len: int) -> dict[str, np.ndarray]:
 def _as_arrays(text: Text) -> tuple[np.ndarray, np.ndarray]:
     tokens = np.asarray(text.tokens)
     if tokens.ndim != 1 or (tokens.size and not np.issubdtype(tokens.dtype, np.integer)):
-        raise ValueError(f"tokens must be a flat sequence of ints, got dtype {tokens.dtype} shape {tokens.shape}")
+        raise ValueError(f"tokens must be a flat sequence of ints, got {tokens.dtype} of shape {tokens.shape}")
     if text.loss_mask is None:
         return tokens, np.ones(tokens.shape, bool)
     mask = np.asarray(text.loss_mask, bool)
     if mask.shape != tokens.shape:
-        raise ValueError(f"loss_mask has shape {mask.shape} but tokens have shape {tokens.shape}; give one flag per token")
+        raise ValueError(f"loss_mask has shape {mask.shape}, tokens {tokens.shape}; give one flag per token")
     return tokens, mask
 
 

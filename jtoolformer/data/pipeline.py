@@ -55,10 +55,14 @@ class Layout:
 class PackedBatches(grain.IterDataset):
     """Packs a stream of Texts into global batches and hands this host its share of each."""
 
-    def __init__(self, parent: grain.IterDataset, layout: Layout, process_index: int = 0, process_count: int = 1):
+    def __init__(
+        self, parent: grain.IterDataset, layout: Layout, process_index: int = 0, process_count: int = 1
+    ):
         super().__init__(parent)
         if layout.global_batch % process_count:
-            raise ValueError(f"global_batch {layout.global_batch} must be a multiple of process_count {process_count}")
+            raise ValueError(
+                f"global_batch {layout.global_batch} must be a multiple of process_count {process_count}"
+            )
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index {process_index} must lie in [0, {process_count})")
         self.layout = layout
@@ -151,5 +155,10 @@ def make_pipeline(
     if len(texts) == 0:
         raise ValueError("the pipeline needs at least one text")
     documents = grain.MapDataset.source(texts).shuffle(seed=seed).repeat(num_epochs)
-    tokenised = documents.map(Tokenize(encode, text_field)).to_iter_dataset(read_options or grain.ReadOptions())
-    return PackedBatches(tokenised, Layout(seq_len, global_batch, mode), process_index, process_count)
+    tokenised = documents.map(Tokenize(encode, text_field))
+    return PackedBatches(
+        tokenised.to_iter_dataset(read_options or grain.ReadOptions()),
+        Layout(seq_len, global_batch, mode),
+        process_index,
+        process_count,
+    )
