@@ -1,0 +1,277 @@
+"""Text corpora as TFDS datasets (array_record, no TensorFlow) with random access for grain.
+
+A local corpus is one of:
+  - a JSONL file, one JSON object per line: "text" (non-empty string, required), "id" (string or
+    integer), "url" (string), "date" ("yyyy-mm-dd"); other keys are ignored, blank lines skipped.
+    A line without "id" gets "<file name>:<line number>". Ids must be unique.
+  - a folder of .txt files (searched recursively), one UTF-8 document per file, surrounding
+    whitespace stripped; id = the file's path relative to the folder (its name, for a flat folder).
+
+`open_corpus(spec)` takes either
+  - a path to such a corpus: built on first use into `data_dir` as `local_corpus/<name>`, reused
+    after, rebuilt when the source's content changes; or
+  - a TFDS dataset already prepared as array_record in `data_dir`: NAME[/CONFIG][:VERSION][@SPLIT][#FIELD]
+    (split "train" and field "text" unless given), e.g. "wikipedia/20230601.en@train[:1%]#text".
+Documents come back as dicts of str with keys id, text, url, date (empty strings where unknown).
+For a TFDS dataset, id/url/date are copied from string features of those names when it has them;
+otherwise the id is the document's index in the opened split.
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+import tensorflow_datasets as tfds
+
+DOCUMENT_KEYS = ("id", "text", "url", "date")
+DEMO_CORPUS = Path(__file__).parent / "corpus" / "demo.jsonl"
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_CONFIG_NAME = re.compile(r"[\w.+-]+")
+_FINGERPRINT_KEY = "source_sha256"
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be read; the message names the file and line or the spec."""
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, str]]:
+    """Validated documents of a JSONL corpus, in file order."""
+    seen: dict[str, int] = {}
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                problem = f"not valid UTF-8 (byte {e.start} of the line)"
+                raise CorpusError(f"{where}: {problem}; re-encode the file as UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                problem = f"invalid JSON ({e.msg}, column {e.colno})"
+                raise CorpusError(f"{where}: {problem}; each line must be one JSON object") from None
+            document = _document_from_json(record, where, default_id=f"{path.name}:{number}")
+            if document["id"] in seen:
+                problem = f"id {document['id']!r} already used on line {seen[document['id']]}"
+                raise CorpusError(f"{where}: {problem}; ids must be unique")
+            seen[document["id"]] = number
+            yield document
+
+
+def _document_from_json(record: Any, where: str, default_id: str) -> dict[str, str]:
+    if not isinstance(record, dict):
+        raise CorpusError(f"{where}: expected a JSON object with a 'text' field, got {type(record).__name__}")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        problem = "has no 'text' field" if text is None else "has a 'text' that is not a non-empty string"
+        raise CorpusError(f"{where}: the document {problem}; give every line a non-empty \"text\"")
+    document = {"id": default_id, "text": text, "url": "", "date": ""}
+    for key, allowed in (("id", (str, int)), ("url", (str,)), ("date", (str,))):
+        value = record.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, allowed) or value == "":
+            kinds = " or ".join(t.__name__ for t in allowed)
+            raise CorpusError(f"{where}: {key!r} must be a non-empty {kinds}, got {value!r}")
+        document[key] = str(value)
+    if document["date"]:
+        _check_date(document["date"], where)
+    return document
+
+
+def _check_date(value: str, where: str) -> None:
+    try:
+        ok = _DATE.fullmatch(value) is not None and datetime.date.fromisoformat(value) is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise CorpusError(f"{where}: 'date' must be a real date written yyyy-mm-dd, got {value!r}")
+
+
+def read_txt_folder(folder: Path) -> Iterator[dict[str, str]]:
+    """Validated documents of a folder of .txt files, in sorted path order."""
+    files = _txt_files(folder)
+    if not files:
+        raise CorpusError(f"{folder}: no .txt files found; put one document per .txt file in the folder")
+    for path in files:
+        content = path.read_bytes()
+        try:
+            text = content.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            line = content[: e.start].count(b"\n") + 1
+            raise CorpusError(f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8") from None
+        if not text:
+            raise CorpusError(f"{path}:1: empty document; remove the file or give it text")
+        yield {"id": path.relative_to(folder).as_posix(), "text": text, "url": "", "date": ""}
+
+
+def _txt_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*.txt") if path.is_file())
+
+
+def read_documents(source: Path) -> Iterator[dict[str, str]]:
+    """Validated documents of a local corpus (JSONL file or folder of .txt files)."""
+    if source.is_dir():
+        return read_txt_folder(source)
+    if source.is_file() and source.suffix == ".jsonl":
+        return read_jsonl(source)
+    raise CorpusError(f"{source}: expected a .jsonl file or a folder of .txt files")
+
+
+def source_fingerprint(source: Path) -> str:
+    """SHA-256 of the corpus content (for a folder: every .txt file's relative path and content)."""
+    if not source.is_dir():
+        with source.open("rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    digest = hashlib.sha256()
+    for path in _txt_files(source):
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+        with path.open("rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass(eq=False)
+class CorpusConfig(tfds.core.BuilderConfig):
+    source: str = ""
+    fingerprint: str = ""
+
+
+class LocalCorpus(tfds.core.GeneratorBasedBuilder):
+    """A local JSONL file or .txt folder as a TFDS dataset with one split, "train", in source order."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        config = self.builder_config
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=f"Local corpus built from {config.source}",
+            features=tfds.features.FeaturesDict({key: tfds.features.Text() for key in DOCUMENT_KEYS}),
+            # Replaced by the stored value when an existing build is opened; compared in build_corpus.
+            metadata=tfds.core.MetadataDict({_FINGERPRINT_KEY: config.fingerprint}),
+            disable_shuffling=True,
+        )
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
+        return {"train": self._generate_examples(Path(self.builder_config.source))}
+
+    def _generate_examples(self, source: Path) -> Iterator[tuple[str, dict[str, str]]]:
+        for document in read_documents(source):
+            yield document["id"], document
+
+
+def default_name(source: Path) -> str:
+    """`<file stem>-<hash of the absolute path>`: readable, and distinct for same-named files."""
+    stem = re.sub(r"[^\w.+-]", "_", source.stem) or "corpus"
+    return f"{stem}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}"
+
+
+def build_corpus(source: str | Path, data_dir: str | Path | None, name: str | None = None) -> LocalCorpus:
+    """Builds (or reuses, when the source is unchanged) the TFDS dataset of a local corpus."""
+    source = Path(source).expanduser().resolve()
+    if not (source.is_dir() or (source.is_file() and source.suffix == ".jsonl")):
+        raise CorpusError(f"{source}: expected an existing .jsonl file or a folder of .txt files")
+    name = name or default_name(source)
+    if not _CONFIG_NAME.fullmatch(name):
+        raise CorpusError(f"corpus name {name!r} may only hold letters, digits and _ . + -")
+    config = CorpusConfig(name=name, source=str(source), fingerprint=source_fingerprint(source))
+
+    def builder() -> LocalCorpus:
+        return LocalCorpus(config=config, data_dir=data_dir, file_format="array_record")
+
+    corpus = builder()
+    if corpus.is_prepared():
+        if corpus.info.metadata.get(_FINGERPRINT_KEY) == config.fingerprint:
+            return corpus
+        shutil.rmtree(corpus.data_dir)
+        corpus = builder()
+    corpus.download_and_prepare()
+    return corpus
+
+
+class CorpusSource(Sequence[dict[str, str]]):
+    """Random access to the documents of a TFDS split, as dicts of str (see DOCUMENT_KEYS)."""
+
+    def __init__(self, records: Sequence[dict[str, Any]], field: str, origin: str):
+        self._records = records
+        self._field = field
+        self._origin = origin
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, str]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, str] | list[dict[str, str]]:
+        if isinstance(index, slice):
+            return self.__getitems__(range(len(self))[index])
+        index = range(len(self))[index]
+        return self._document(self._records[index], index)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, str]]:
+        indices = [range(len(self))[i] for i in indices]
+        records = self._records.__getitems__(indices)
+        return [self._document(r, i) for r, i in zip(records, indices, strict=True)]
+
+    def _document(self, record: dict[str, Any], index: int) -> dict[str, str]:
+        document = {"id": str(index), "text": record[self._field], "url": "", "date": ""}
+        if not isinstance(document["text"], (bytes, str)):
+            raise CorpusError(
+                f"{self._origin}: document {index}: field {self._field!r} is not text; name a text field after '#'"
+            )
+        for key in ("id", "url", "date"):
+            if isinstance(record.get(key), (bytes, str)):
+                document[key] = record[key]
+        return {key: _as_str(value) for key, value in document.items()}
+
+
+def _as_str(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def parse_tfds_spec(spec: str) -> tuple[str, str, str]:
+    """NAME[/CONFIG][:VERSION][@SPLIT][#FIELD] -> (name, split, field)."""
+    rest, _, field = spec.partition("#")
+    name, _, split = rest.partition("@")
+    if not tfds.core.naming.is_valid_dataset_name(name):
+        raise CorpusError(
+            f"{spec!r} is neither an existing file or folder nor a TFDS spec "
+            "NAME[/CONFIG][:VERSION][@SPLIT][#FIELD]"
+        )
+    return name, split or "train", field or "text"
+
+
+def open_corpus(spec: str | Path, data_dir: str | Path | None = None) -> CorpusSource:
+    """The documents of a local corpus path or of a prepared TFDS dataset (see the module docstring)."""
+    path = Path(spec).expanduser()
+    if path.exists():
+        return CorpusSource(build_corpus(path, data_dir).as_data_source("train"), "text", str(path))
+    spec = str(spec)
+    name, split, field = parse_tfds_spec(spec)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        records = builder.as_data_source(split)
+    except Exception as e:
+        raise CorpusError(
+            f"{spec!r} is neither an existing file or folder nor a TFDS dataset prepared in "
+            f"{data_dir or 'the default TFDS data dir'} ({str(e).splitlines()[0]}); give a corpus path, or "
+            f"prepare {name} there with file_format='array_record' (random access needs it)"
+        ) from e
+    features = builder.info.features.keys()
+    if field not in features:
+        raise CorpusError(
+            f"{spec!r}: dataset {name} has no field {field!r}; its fields are {sorted(features)}; name one after '#'"
+        )
+    return CorpusSource(records, field, spec)

@@ -1,0 +1,141 @@
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from jtoolformer.data.corpus import CorpusError, build_corpus, open_corpus
+
+DOCS = [
+    {"id": "a1", "text": "Out of 1400 participants, 400 (or 29%) passed the test.", "url": "https://x.org/2020/05/01/t"},
+    {"text": "Berlin is the capital of Germany.", "date": "2021-03-14"},
+    {"id": 17, "text": "Le chat dort. The cat sleeps, with ünïcode.", "extra": [1, 2]},
+]
+
+
+def write_jsonl(path: Path, docs: list[dict]) -> Path:
+    path.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in docs) + "\n\n", encoding="utf-8")
+    return path
+
+
+def test_jsonl_round_trip(tmp_path):
+    source = write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    corpus = open_corpus(str(source), tmp_path / "data")
+    assert list(corpus) == [
+        {"id": "a1", "text": DOCS[0]["text"], "url": DOCS[0]["url"], "date": ""},
+        {"id": "docs.jsonl:2", "text": DOCS[1]["text"], "url": "", "date": "2021-03-14"},
+        {"id": "17", "text": DOCS[2]["text"], "url": "", "date": ""},
+    ]
+    assert corpus[-1]["id"] == "17" and [d["id"] for d in corpus[1:]] == ["docs.jsonl:2", "17"]
+    with pytest.raises(IndexError):
+        corpus[3]
+
+
+def test_txt_folder_round_trip(tmp_path):
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "b.txt").write_text("Second document.\n", encoding="utf-8")
+    (folder / "a.txt").write_text("  First document,\nover two lines.\n", encoding="utf-8")
+    (folder / "sub" / "c.txt").write_text("Über alles.", encoding="utf-8")
+    (folder / "notes.md").write_text("not a document")
+    corpus = open_corpus(folder, tmp_path / "data")
+    assert list(corpus) == [
+        {"id": "a.txt", "text": "First document,\nover two lines.", "url": "", "date": ""},
+        {"id": "b.txt", "text": "Second document.", "url": "", "date": ""},
+        {"id": "sub/c.txt", "text": "Über alles.", "url": "", "date": ""},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"{not json", "invalid JSON"),
+        (b'{"url": "https://x.org"}', "no 'text' field"),
+        (b'{"text": ""}', "not a non-empty string"),
+        (b'["a list"]', "expected a JSON object"),
+        (b'{"text": "caf\xe9"}', "not valid UTF-8"),
+        (b'{"text": "t", "date": "2021-02-30"}', "real date"),
+        (b'{"text": "t", "date": "14.03.2021"}', "real date"),
+        (b'{"text": "t", "url": 5}', "'url' must be"),
+        (b'{"text": "t", "id": "first"}', "already used on line 1"),
+    ],
+)
+def test_bad_jsonl_line_is_reported_with_file_and_line(tmp_path, line, message):
+    source = tmp_path / "bad.jsonl"
+    source.write_bytes(b'{"id": "first", "text": "fine"}\n\n' + line + b"\n")
+    with pytest.raises(CorpusError, match=message) as error:
+        build_corpus(source, tmp_path / "data")
+    assert str(error.value).startswith(f"{source}:3:")
+    assert not list((tmp_path / "data").glob("local_corpus/*/*")), "a failed build must leave no dataset behind"
+
+
+def test_bad_txt_file_is_reported_with_file_and_line(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "ok.txt").write_text("fine")
+    (tmp_path / "docs" / "bad.txt").write_bytes(b"line one\nline two \xff\n")
+    with pytest.raises(CorpusError, match=rf"^{tmp_path}/docs/bad.txt:2: not valid UTF-8"):
+        build_corpus(tmp_path / "docs", tmp_path / "data")
+
+
+def test_reused_when_unchanged_and_rebuilt_when_changed(tmp_path):
+    source = write_jsonl(tmp_path / "docs.jsonl", DOCS[:1])
+    first = build_corpus(source, tmp_path / "data", name="mine")
+    stamp = os.stat(first.data_dir).st_mtime_ns
+    again = build_corpus(source, tmp_path / "data", name="mine")
+    assert again.data_dir == first.data_dir and os.stat(again.data_dir).st_mtime_ns == stamp
+    assert [d["text"] for d in open_corpus(source, tmp_path / "data")] == [DOCS[0]["text"]]
+
+    write_jsonl(source, DOCS[1:])
+    rebuilt = build_corpus(source, tmp_path / "data", name="mine")
+    assert rebuilt.data_dir == first.data_dir
+    assert [d["text"] for d in open_corpus(source, tmp_path / "data")] == [d["text"] for d in DOCS[1:]]
+
+
+def test_txt_folder_is_rebuilt_when_a_file_is_added(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("one")
+    assert len(open_corpus(tmp_path / "docs", tmp_path / "data")) == 1
+    (tmp_path / "docs" / "b.txt").write_text("two")
+    assert [d["id"] for d in open_corpus(tmp_path / "docs", tmp_path / "data")] == ["a.txt", "b.txt"]
+
+
+class TinySentences(tfds.core.GeneratorBasedBuilder):
+    """Another TFDS dataset, with its text under a different name and no id."""
+
+    VERSION = tfds.core.Version("0.1.0")
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        features = tfds.features.FeaturesDict({"sentence": tfds.features.Text(), "label": tfds.features.Scalar(np.int64)})
+        return tfds.core.DatasetInfo(builder=self, features=features, disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(["zero", "one"]), "test": self._generate_examples(["two"])}
+
+    def _generate_examples(self, sentences):
+        for i, sentence in enumerate(sentences):
+            yield i, {"sentence": sentence, "label": i}
+
+
+def test_existing_tfds_dataset_by_name_split_and_field(tmp_path):
+    TinySentences(data_dir=tmp_path, file_format="array_record").download_and_prepare()
+    assert list(open_corpus("tiny_sentences#sentence", tmp_path)) == [
+        {"id": "0", "text": "zero", "url": "", "date": ""},
+        {"id": "1", "text": "one", "url": "", "date": ""},
+    ]
+    assert [d["text"] for d in open_corpus("tiny_sentences:0.1.0@test#sentence", tmp_path)] == ["two"]
+    with pytest.raises(CorpusError, match=r"no field 'text'; its fields are \['label', 'sentence'\]"):
+        open_corpus("tiny_sentences", tmp_path)
+
+
+def test_built_local_corpus_opens_by_its_tfds_name(tmp_path):
+    source = write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    build_corpus(source, tmp_path / "data", name="mine")
+    assert list(open_corpus("local_corpus/mine", tmp_path / "data")) == list(open_corpus(source, tmp_path / "data"))
+
+
+@pytest.mark.parametrize("spec", ["no_such_dataset_here#text", "missing/file.jsonl"])
+def test_unknown_spec_says_what_to_give(tmp_path, spec):
+    with pytest.raises(CorpusError, match="neither an existing file or folder"):
+        open_corpus(spec, tmp_path)
