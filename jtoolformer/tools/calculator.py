@@ -1,0 +1,197 @@
+"""Calculator: + − × / and parentheses on decimals, never `eval`; results rounded to 2 decimals.
+
+The expression is normalised (Unicode operators, "3 x 4", thousands separators, "20%", "20% of"),
+checked against a character whitelist, parsed with `ast` and evaluated by walking a whitelist of
+nodes with exact fractions. Work is bounded by the expression length, the nesting depth and the
+magnitude of every number; powers are not part of the language.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from jtoolformer.tools.base import RARE_CALL_SAMPLING, PromptedTool, ToolContext
+
+MAX_EXPRESSION_CHARS = 200
+MAX_DEPTH = 100
+MAX_MAGNITUDE = Fraction(10**15)
+
+_PERCENT = "P"  # stands for "n%" once normalised: P(n)
+_OPERATOR_SPELLINGS = str.maketrans({"×": "*", "·": "*", "⋅": "*", "∗": "*", "÷": "/", "−": "-", "–": "-",
+                                     "—": "-", "$": None, "€": None, "£": None})
+_TIMES_LETTER = re.compile(r"(?<=[\d)%])\s*[xX]\s*(?=[\d(.])")
+_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])")
+_PERCENT_OF = re.compile(r"%\s*of\b")
+_PERCENT_NUMBER = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*%")
+_LEADING_ZEROS = re.compile(r"(?<![\d.])0+(?=\d)")
+_ALLOWED = re.compile(r"[0-9.+\-*/()%\s]*")
+_BINARY = {ast.Add, ast.Sub, ast.Mult, ast.Div}
+
+
+@dataclass(frozen=True)
+class _Value:
+    number: Fraction
+    is_percent: bool = False
+
+
+class _Invalid(Exception):
+    """The expression is outside the calculator's language or its bounds."""
+
+
+def evaluate(expression: str) -> Fraction | None:
+    """The exact value of an arithmetic expression, or None when it is invalid or out of bounds."""
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        return None
+    try:
+        normalised = _normalise(expression)
+        tree = ast.parse(normalised, mode="eval")
+        return _evaluate(tree.body, depth=0).number
+    except (_Invalid, SyntaxError, ValueError, ZeroDivisionError, RecursionError, MemoryError):
+        return None
+
+
+def format_number(value: Fraction) -> str:
+    """Rounded half away from zero to 2 decimals, without trailing zeros: 2/7 → "0.29", 6/3 → "2"."""
+    cents = int(abs(value) * 100 + Fraction(1, 2))
+    whole, fraction = divmod(cents, 100)
+    sign = "-" if value < 0 and cents else ""
+    return f"{sign}{whole}" if fraction == 0 else f"{sign}{whole}.{fraction:02d}".rstrip("0")
+
+
+def _normalise(expression: str) -> str:
+    text = " ".join(expression.translate(_OPERATOR_SPELLINGS).split()).removesuffix("=")
+    text = _TIMES_LETTER.sub("*", text)
+    text = _THOUSANDS.sub(lambda m: m.group(0).replace(",", ""), text)
+    text = _PERCENT_OF.sub("%*", text)
+    if not _ALLOWED.fullmatch(text) or "**" in text or "//" in text:
+        raise _Invalid
+    text = _PERCENT_NUMBER.sub(rf"{_PERCENT}(\1)", text)
+    if "%" in text:
+        raise _Invalid
+    return _LEADING_ZEROS.sub("", text)
+
+
+def _evaluate(node: ast.AST, depth: int) -> _Value:
+    if depth > MAX_DEPTH:
+        raise _Invalid
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return _Value(_bounded(Fraction(repr(node.value))))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == _PERCENT \
+            and len(node.args) == 1 and not node.keywords:
+        return _Value(_evaluate(node.args[0], depth + 1).number / 100, is_percent=True)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _evaluate(node.operand, depth + 1)
+        sign = -1 if isinstance(node.op, ast.USub) else 1
+        return _Value(sign * operand.number, operand.is_percent)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return _binary(node.op, _evaluate(node.left, depth + 1), _evaluate(node.right, depth + 1))
+    raise _Invalid
+
+
+def _binary(op: ast.operator, left: _Value, right: _Value) -> _Value:
+    if isinstance(op, (ast.Add, ast.Sub)):
+        if left.is_percent != right.is_percent:
+            raise _Invalid  # "150 + 10%": 160 or 165? Ambiguous, so no answer.
+        total = left.number + right.number if isinstance(op, ast.Add) else left.number - right.number
+        return _Value(_bounded(total), left.is_percent)
+    product = left.number * right.number if isinstance(op, ast.Mult) else left.number / right.number
+    return _Value(_bounded(product))
+
+
+def _bounded(number: Fraction) -> Fraction:
+    if abs(number) > MAX_MAGNITUDE:
+        raise _Invalid
+    return number
+
+
+# --- document pre-filter (TOOLFORMER.md §2) ---
+
+_NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d|[.,]\d)")
+_RESULT_CUE = re.compile(r"(?:=|\bequals\b|\bequal to\b|\btotal of\b|\baverage of\b)\s*[$€£]?\s*\d", re.I)
+_TOKEN = re.compile(r"\S+")
+_WINDOW_TOKENS = 100
+_MAX_NUMBERS = 500
+
+
+@dataclass(frozen=True)
+class _Number:
+    value: Fraction
+    decimals: int  # as written: a result matches when rounded to this many decimals
+    token: int  # index of the whitespace token it is in
+
+
+def _numbers(text: str) -> list[_Number]:
+    """The first numbers written in the text (thousands separators allowed, signs ignored)."""
+    token_starts = [m.start() for m in _TOKEN.finditer(text)]
+    numbers: list[_Number] = []
+    token = 0
+    for match in _NUMBER.finditer(text):
+        while token + 1 < len(token_starts) and token_starts[token + 1] <= match.start():
+            token += 1
+        written = match.group(0).replace(",", "")
+        numbers.append(_Number(Fraction(written), len(written.partition(".")[2]), token))
+        if len(numbers) == _MAX_NUMBERS:
+            break
+    return numbers
+
+
+def _results(a: Fraction, b: Fraction) -> set[Fraction]:
+    """a + b, |a − b|, a × b, a / b, b / a, leaving out identities (operands 0 and 1)."""
+    if 0 in (a, b):
+        return set()
+    results = {a + b, abs(a - b)}
+    if 1 not in (a, b):
+        results.update((a * b, a / b, b / a))
+    return results
+
+
+def _has_arithmetic_triple(numbers: list[_Number]) -> bool:
+    """Three numbers within 100 tokens where one is the result of +, −, ×, / on the other two."""
+    written: dict[tuple[Fraction, int], list[int]] = {}
+    for k, number in enumerate(numbers):
+        written.setdefault((number.value, number.decimals), []).append(k)
+    decimals = {number.decimals for number in numbers}
+    for i, first in enumerate(numbers):
+        for j in range(i + 1, len(numbers)):
+            second = numbers[j]
+            if second.token - first.token > _WINDOW_TOKENS:
+                break
+            for result in _results(first.value, second.value):
+                for places in decimals:
+                    for k in written.get((round(result, places), places), ()):
+                        span = (first.token, second.token, numbers[k].token)
+                        if k not in (i, j) and max(span) - min(span) <= _WINDOW_TOKENS:
+                            return True
+    return False
+
+
+class Calculator(PromptedTool):
+    name = "Calculator"
+    prompt_name = "calculator"
+    sampling = RARE_CALL_SAMPLING
+
+    def __init__(self, dense_number_keep_rate: float = 0.01):
+        self.dense_number_keep_rate = dense_number_keep_rate
+
+    def __call__(self, input: str, context: ToolContext) -> str:
+        value = evaluate(input)
+        return "" if value is None else format_number(value)
+
+    def prefilter(self, text: str, context: ToolContext) -> bool:
+        """Arithmetic in view: a triple a ∘ b = c within 100 tokens, or a result cue ("=", "equals",
+        "total of", ...) before a number; else ≥ 3 numbers, kept for a stable 1% of such documents."""
+        if _RESULT_CUE.search(text):
+            return True
+        numbers = _numbers(text)
+        if len(numbers) < 3:
+            return False
+        return _has_arithmetic_triple(numbers) or self._in_subsample(text, context)
+
+    def _in_subsample(self, text: str, context: ToolContext) -> bool:
+        key = (context.doc_id or text).encode("utf-8", "replace")
+        bucket = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+        return bucket < self.dense_number_keep_rate
