@@ -10,6 +10,7 @@ from langid.langid import LanguageIdentifier, model
 from jtoolformer.tools.text import package_text
 
 ENGLISH = "en"
+UNDETERMINED = "und"  # ISO 639-2 for "language not identified"
 MAX_IDENTIFY_CHARS = 2000
 
 
