@@ -1,6 +1,11 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langid.langid import LanguageIdentifier, model
 
 from jtoolformer.tools.language import UNDETERMINED, flores_code, identify_language, language_name
+
+DENSE = LanguageIdentifier.from_modelstring(model, norm_probs=True)  # langid as shipped
 
 
 @pytest.mark.parametrize("text, code", [
@@ -22,8 +27,14 @@ def test_names_and_nllb_codes():
     assert flores_code("la") is None  # NLLB has no Latin
 
 
-def test_every_language_langid_can_name_has_an_entry():
-    from langid.langid import LanguageIdentifier, model
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300) | st.sampled_from(["Le chat dort.", "Der Hund schläft.", "El perro come.", "日本語"]))
+def test_sparse_scoring_agrees_with_langids_own(text):
+    expected_code, expected_confidence = DENSE.classify(text)
+    guess = identify_language(text)
+    assert guess.code == expected_code and guess.confidence == pytest.approx(expected_confidence, abs=1e-6)
 
-    codes = LanguageIdentifier.from_modelstring(model).nb_classes
+
+def test_every_language_langid_can_name_has_an_entry():
+    codes = DENSE.nb_classes
     assert all(language_name(code) != code for code in codes)

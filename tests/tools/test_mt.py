@@ -5,6 +5,7 @@ from hypothesis import given
 from tools_fuzz import FUZZ_SETTINGS, TIME_LIMIT_S, hostile_text
 
 from jtoolformer.tools.base import ToolContext
+from jtoolformer.tools.language import identify_language
 from jtoolformer.tools.mt import MT, PromptedTranslator
 
 NO_CONTEXT = ToolContext()
@@ -85,9 +86,14 @@ class EchoLM:
         return [p[-60:][::-1] + "\n" + p[:30] for p in prompts]
 
 
+@pytest.fixture(scope="module")
+def loaded_language_model():
+    identify_language("loads langid's model, which takes about a second, before anything is timed")
+
+
 @FUZZ_SETTINGS
 @given(text=hostile_text)
-def test_fuzz_mt(text):
+def test_fuzz_mt(loaded_language_model, text):
     mt = MT(PromptedTranslator(EchoLM()))
     started = time.perf_counter()
     result = mt(text, NO_CONTEXT)
