@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from jtoolformer.tools.base import RARE_CALL_SAMPLING, PromptedTool, TextGenerator, ToolContext, generate_checked
 from jtoolformer.tools.language import ENGLISH, UNDETERMINED, flores_code, has_foreign_chunk, has_letters, \
     identify_language, language_name
-from jtoolformer.tools.text import clean_text, fill_template, first_line, package_text, shorten
+from jtoolformer.tools.text import clean_and_shorten, fill_template, first_line, package_text
 
 NLLB_ENGLISH = "eng_Latn"
 
@@ -115,12 +115,12 @@ class MT(PromptedTool):
 
     def call_batch(self, inputs: Sequence[str], contexts: Sequence[ToolContext]) -> list[str]:
         """"" for text that is English or has no letters; the rest goes to the translator at once."""
-        texts = [shorten(clean_text(text), self.max_input_chars) for text in inputs]
+        texts = [clean_and_shorten(text, self.max_input_chars) for text in inputs]
         foreign = {i: language for i, text in enumerate(texts) if (language := self.source_language(text))}
         results = [""] * len(texts)
         if foreign:
             rows = list(foreign)
             translated = self.translator.translate([texts[i] for i in rows], [foreign[i] for i in rows])
             for i, translation in zip(rows, translated, strict=True):
-                results[i] = shorten(clean_text(first_line(translation)), self.max_output_chars)
+                results[i] = clean_and_shorten(first_line(translation), self.max_output_chars)
         return results

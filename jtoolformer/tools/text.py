@@ -41,6 +41,11 @@ def shorten(text: str, max_chars: int) -> str:
     return head[:cut].rstrip() if cut > 0 else text[:max_chars]
 
 
+def clean_and_shorten(text: str, max_chars: int) -> str:
+    """`shorten(clean_text(text))`, reading no more of the text than the result can need."""
+    return shorten(clean_text(text[: 4 * max_chars]), max_chars)
+
+
 def first_line(text: str) -> str:
     """The first line that is not blank, stripped."""
     return next((line.strip() for line in text.splitlines() if line.strip()), "")

@@ -222,3 +222,13 @@ def test_fuzz_executor_with_real_tools(calls):
     for result in results:
         assert isinstance(result.text, str) and len(result.text) <= executor.max_result_chars
         assert "[" not in result.text and "]" not in result.text and "\n" not in result.text
+
+
+
+def test_a_batch_tool_returning_none_is_a_bad_result_not_a_timeout():
+    class NoneBatch(Batches):
+        def call_batch(self, inputs, contexts):
+            return None
+
+    [result] = ToolExecutor({"Batch": NoneBatch()}).run([request("Batch", "a")])
+    assert (result.text, result.status) == ("", CallStatus.BAD_RESULT)

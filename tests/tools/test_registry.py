@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from jtoolformer.tools import make_tools
@@ -41,3 +44,11 @@ def test_missing_backends_and_unknown_names_are_explained(names, backends, messa
 def test_a_missing_model_directory_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model directory"):
         make_tools("mt", mt_model_dir=tmp_path / "missing")
+
+
+def test_importing_the_tools_starts_no_jax_backend():
+    """bm25s runs a JAX computation when imported; that must wait until the index is used, after a
+    multi-host run has initialised jax.distributed."""
+    code = "import sys, jtoolformer.tools; print('jax' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "False"
