@@ -211,7 +211,7 @@ class ToolExecutor:
             return [failure] * len(job.keys)
         if not isinstance(outcome, list) or len(outcome) != len(job.keys):
             return [self._failure(job.tool, CallStatus.BAD_RESULT, repr(outcome)[:80])] * len(job.keys)
-        return [self._checked(job.tool, key, text) for key, text in zip(job.keys, outcome)]
+        return [self._checked(job.tool, key, text) for key, text in zip(job.keys, outcome, strict=True)]
 
     def _checked(self, name: str, key: Hashable, text: object) -> ToolResult:
         if not isinstance(text, str):

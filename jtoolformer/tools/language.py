@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+
 import numpy as np
 from langid.langid import LanguageIdentifier, model
 

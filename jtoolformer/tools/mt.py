@@ -12,8 +12,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jtoolformer.tools.base import RARE_CALL_SAMPLING, PromptedTool, TextGenerator, ToolContext, generate_checked
-from jtoolformer.tools.language import ENGLISH, UNDETERMINED, flores_code, has_foreign_chunk, has_letters, \
-    identify_language, language_name
+from jtoolformer.tools.language import (
+    ENGLISH,
+    UNDETERMINED,
+    flores_code,
+    has_foreign_chunk,
+    has_letters,
+    identify_language,
+    language_name,
+)
 from jtoolformer.tools.text import clean_and_shorten, fill_template, first_line, package_text
 
 NLLB_ENGLISH = "eng_Latn"
@@ -79,7 +86,7 @@ class Seq2SeqTranslator:
                                         truncation=True, max_length=self.max_input_tokens)
                 with torch.no_grad():
                     ids = self._model.generate(**batch, max_new_tokens=self.max_new_tokens, **options)
-                for i, text in zip(rows, self._tokenizer.batch_decode(ids, skip_special_tokens=True)):
+                for i, text in zip(rows, self._tokenizer.batch_decode(ids, skip_special_tokens=True), strict=True):
                     translations[i] = text
             return translations
 

@@ -49,7 +49,7 @@ class QA(PromptedTool):
         if asked:
             outputs = generate_checked(self.reader, [self.reader_prompt(questions[i]) for i in asked],
                                        self.max_new_tokens, ["\n"])
-            for i, output in zip(asked, outputs):
+            for i, output in zip(asked, outputs, strict=True):
                 answers[i] = short_answer(output, max_words=self.max_answer_words,
                                           max_chars=self.max_answer_chars)
         return answers

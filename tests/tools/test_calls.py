@@ -5,8 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tools_fuzz import FUZZ_SETTINGS, TIME_LIMIT_S, hostile_text
 
-from jtoolformer.tools.calls import (ToolCall, clean_result, find_calls, format_call, parse_partial_call,
-                                     result_suffix)
+from jtoolformer.tools.calls import ToolCall, clean_result, find_calls, format_call, parse_partial_call, result_suffix
 
 TOOLS = ["Calculator", "Calendar", "WikiSearch", "QA", "MT"]
 

@@ -69,8 +69,8 @@ class Batches(PromptedTool):
         return self.answers if self.answers is not None else [s.upper() for s in inputs]
 
 
-def request(tool, text="", context=ToolContext()):
-    return ToolRequest(ToolCall(tool, text), context)
+def request(tool, text="", context=None):
+    return ToolRequest(ToolCall(tool, text), context or ToolContext())
 
 
 def test_hung_and_crashing_tools_give_empty_results_while_the_rest_completes():

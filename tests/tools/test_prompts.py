@@ -42,7 +42,7 @@ def test_example_outputs_are_their_inputs_with_calls_inserted(tool_class):
 
 
 def test_mt_examples_translate_text_written_before_the_call():
-    for text, annotated in examples(MT):
+    for _, annotated in examples(MT):
         for call in find_calls(annotated):
             assert call.call.input in annotated[:call.start]
 

@@ -2,7 +2,6 @@ import argparse
 import json
 import threading
 import time
-
 from pathlib import Path
 
 import numpy as np
