@@ -134,6 +134,6 @@ def load_prompt(prompt_name: str) -> str:
     """The annotation prompt template `prompts/<prompt_name>.txt`, checked for its one `{text}` slot."""
     template = package_text("prompts", f"{prompt_name}.txt").rstrip()
     if template.count(PROMPT_PLACEHOLDER) != 1 or not template.endswith(f"Input: {PROMPT_PLACEHOLDER}\nOutput:"):
-        raise ValueError(f"prompts/{prompt_name}.txt: a prompt must end with 'Input: {PROMPT_PLACEHOLDER}' then 'Output:' "
-                         f"and contain {PROMPT_PLACEHOLDER} once")
+        raise ValueError(f"prompts/{prompt_name}.txt: a prompt must contain {PROMPT_PLACEHOLDER} once and end "
+                         f"with 'Input: {PROMPT_PLACEHOLDER}' then 'Output:'")
     return template

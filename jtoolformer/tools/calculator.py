@@ -110,7 +110,8 @@ def _bounded(number: Fraction) -> Fraction:
 
 # --- document pre-filter (TOOLFORMER.md §2) ---
 
-_NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d|[.,]\d)")
+# Numbers of at most 18 digits before and 12 after the point; longer digit runs are not arithmetic.
+_NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3}){1,5}|\d{1,18})(?:\.\d{1,12})?(?!\d|[.,]\d)")
 _RESULT_CUE = re.compile(r"(?:=|\bequals\b|\bequal to\b|\btotal of\b|\baverage of\b)\s*[$€£]?\s*\d", re.I)
 _TOKEN = re.compile(r"\S+")
 _WINDOW_TOKENS = 100
@@ -140,12 +141,16 @@ def _numbers(text: str) -> list[_Number]:
 
 
 def _results(a: Fraction, b: Fraction) -> set[Fraction]:
-    """a + b, |a − b|, a × b, a / b, b / a, leaving out identities (operands 0 and 1)."""
+    """a + b, |a − b|, a × b, a / b, b / a, leaving out the trivial: operands 0 and 1, a − a and a / a."""
     if 0 in (a, b):
         return set()
-    results = {a + b, abs(a - b)}
+    results = {a + b}
     if 1 not in (a, b):
-        results.update((a * b, a / b, b / a))
+        results.add(a * b)
+    if a != b:
+        results.add(abs(a - b))
+        if 1 not in (a, b):
+            results.update((a / b, b / a))
     return results
 
 

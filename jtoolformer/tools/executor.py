@@ -14,14 +14,15 @@ import queue
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from jtoolformer.tools.base import Tool, ToolContext
+from jtoolformer.tools.base import BatchTool, Tool, ToolContext
 from jtoolformer.tools.calls import ToolCall, clean_result
 
 logger = logging.getLogger(__name__)
+_TIMED_OUT = object()
 
 
 class CallStatus(enum.StrEnum):
@@ -115,7 +116,8 @@ class ToolExecutor:
         self._lock = threading.Lock()
 
     def run(self, requests: Sequence[ToolRequest]) -> list[ToolResult]:
-        """A result for every request, in order; never raises for anything a tool or its input does."""
+        """A result for every request, in order; never raises for anything a tool or its input does.
+        Batches from several threads take turns."""
         with self._lock:
             results: list[ToolResult | None] = [None] * len(requests)
             waiting: dict[Hashable, list[int]] = {}
@@ -158,7 +160,7 @@ class ToolExecutor:
             tool = self.tools[name]
             timeout = self.timeouts.get(name, self.timeout_s)
             calls = {key: requests[waiting[key][0]] for key in keys}
-            if hasattr(tool, "call_batch"):
+            if isinstance(tool, BatchTool):
                 for start in range(0, len(keys), self.max_batch):
                     chunk = keys[start: start + self.max_batch]
                     inputs = [calls[k].call.input for k in chunk]
@@ -170,9 +172,9 @@ class ToolExecutor:
                     jobs.append(_Job(name, [key], lambda t=tool, r=request: [t(r.call.input, r.context)], timeout))
         return jobs
 
-    def _execute(self, jobs: list[_Job]):
+    def _execute(self, jobs: list[_Job]) -> Iterator[tuple[_Job, object]]:
         """Yields (job, outcome) as executions finish or time out; outcome is the returned value,
-        the exception raised, or None for a timeout."""
+        the exception raised, or _TIMED_OUT."""
         finished: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
         pending = deque(enumerate(jobs))
         running: dict[int, _Job] = {}
@@ -192,7 +194,7 @@ class ToolExecutor:
                     if now >= job.started + job.timeout_s:
                         del running[job_id]
                         self.stats.abandoned_threads += 1
-                        yield job, None
+                        yield job, _TIMED_OUT
                 continue
             job = running.pop(job_id, None)
             if job is not None:  # else it had already timed out
@@ -202,14 +204,14 @@ class ToolExecutor:
         stats = self.stats.tool(job.tool)
         stats.executions += 1
         stats.latencies_s.append(time.monotonic() - job.started)
-        if outcome is None:
+        if outcome is _TIMED_OUT:
             return [self._failure(job.tool, CallStatus.TIMEOUT, f"{len(job.keys)} call(s)")] * len(job.keys)
         if isinstance(outcome, BaseException):
             failure = self._failure(job.tool, CallStatus.ERROR, f"{type(outcome).__name__}: {outcome}")
             return [failure] * len(job.keys)
         if not isinstance(outcome, list) or len(outcome) != len(job.keys):
             return [self._failure(job.tool, CallStatus.BAD_RESULT, repr(outcome)[:80])] * len(job.keys)
-        return [self._checked(job.tool, key, text) for key, text in zip(job.keys, outcome)]
+        return [self._checked(job.tool, key, text) for key, text in zip(job.keys, outcome, strict=True)]
 
     def _checked(self, name: str, key: Hashable, text: object) -> ToolResult:
         if not isinstance(text, str):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+
+import numpy as np
 from langid.langid import LanguageIdentifier, model
 
 from jtoolformer.tools.text import package_text
 
 ENGLISH = "en"
+UNDETERMINED = "und"  # ISO 639-2 for "language not identified"
 MAX_IDENTIFY_CHARS = 2000
 
 
@@ -19,9 +22,19 @@ class LanguageGuess:
     confidence: float  # normalised probability
 
 
+class _SparseIdentifier(LanguageIdentifier):
+    """langid's classifier, with the Naive Bayes product taken over the text's non-zero features only.
+    The dense (7480 features × 97 languages) product costs ~10× more and, handed to a multi-threaded
+    BLAS on a small machine, another ~10× in thread hand-offs."""
+
+    def nb_classprobs(self, fv: np.ndarray) -> np.ndarray:
+        present = np.flatnonzero(fv)
+        return fv[present] @ self.nb_ptc[present] + self.nb_pc
+
+
 @functools.cache
 def _identifier() -> LanguageIdentifier:
-    return LanguageIdentifier.from_modelstring(model, norm_probs=True)
+    return _SparseIdentifier.from_modelstring(model, norm_probs=True)
 
 
 @functools.cache

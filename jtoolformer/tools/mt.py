@@ -12,9 +12,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jtoolformer.tools.base import RARE_CALL_SAMPLING, PromptedTool, TextGenerator, ToolContext, generate_checked
-from jtoolformer.tools.language import ENGLISH, flores_code, has_foreign_chunk, has_letters, identify_language, \
-    language_name
-from jtoolformer.tools.text import clean_text, fill_template, first_line, package_text, shorten
+from jtoolformer.tools.language import (
+    ENGLISH,
+    UNDETERMINED,
+    flores_code,
+    has_foreign_chunk,
+    has_letters,
+    identify_language,
+    language_name,
+)
+from jtoolformer.tools.text import clean_and_shorten, fill_template, first_line, package_text
 
 NLLB_ENGLISH = "eng_Latn"
 
@@ -79,7 +86,7 @@ class Seq2SeqTranslator:
                                         truncation=True, max_length=self.max_input_tokens)
                 with torch.no_grad():
                     ids = self._model.generate(**batch, max_new_tokens=self.max_new_tokens, **options)
-                for i, text in zip(rows, self._tokenizer.batch_decode(ids, skip_special_tokens=True)):
+                for i, text in zip(rows, self._tokenizer.batch_decode(ids, skip_special_tokens=True), strict=True):
                     translations[i] = text
             return translations
 
@@ -90,9 +97,22 @@ class MT(PromptedTool):
     quoted_input = True
     sampling = RARE_CALL_SAMPLING
 
-    def __init__(self, translator: Translator, *, max_input_chars: int = 500, max_output_chars: int = 500):
+    def __init__(self, translator: Translator, *, max_input_chars: int = 500, max_output_chars: int = 500,
+                 english_confidence: float = 0.5):
         self.translator = translator
         self.max_input_chars, self.max_output_chars = max_input_chars, max_output_chars
+        self.english_confidence = english_confidence
+
+    def source_language(self, text: str) -> str | None:
+        """None when there is nothing to translate (no letters, or English with confidence ≥
+        `english_confidence`); else langid's language code, or UNDETERMINED where langid has no idea
+        (single rare words such as "tortuga" get its uninformed English guess)."""
+        if not has_letters(text):
+            return None
+        guess = identify_language(text)
+        if guess.code != ENGLISH:
+            return guess.code
+        return None if guess.confidence >= self.english_confidence else UNDETERMINED
 
     def prefilter(self, text: str, context: ToolContext) -> bool:
         return has_foreign_chunk(text)
@@ -102,13 +122,12 @@ class MT(PromptedTool):
 
     def call_batch(self, inputs: Sequence[str], contexts: Sequence[ToolContext]) -> list[str]:
         """"" for text that is English or has no letters; the rest goes to the translator at once."""
-        texts = [shorten(clean_text(text), self.max_input_chars) for text in inputs]
-        foreign = {i: guess.code for i, text in enumerate(texts)
-                   if has_letters(text) and (guess := identify_language(text)).code != ENGLISH}
+        texts = [clean_and_shorten(text, self.max_input_chars) for text in inputs]
+        foreign = {i: language for i, text in enumerate(texts) if (language := self.source_language(text))}
         results = [""] * len(texts)
         if foreign:
             rows = list(foreign)
             translated = self.translator.translate([texts[i] for i in rows], [foreign[i] for i in rows])
             for i, translation in zip(rows, translated, strict=True):
-                results[i] = shorten(clean_text(first_line(translation)), self.max_output_chars)
+                results[i] = clean_and_shorten(first_line(translation), self.max_output_chars)
         return results

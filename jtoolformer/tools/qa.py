@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from jtoolformer.tools.base import PromptedTool, TextGenerator, ToolContext, generate_checked
 from jtoolformer.tools.language import has_letters
 from jtoolformer.tools.retrieval import PassageIndex
-from jtoolformer.tools.text import clean_text, fill_template, first_sentence, package_text, shorten
+from jtoolformer.tools.text import clean_and_shorten, clean_text, fill_template, first_sentence, package_text, shorten
 
 _QUOTES = "\"'“”‘’«»`"
 
@@ -43,13 +43,13 @@ class QA(PromptedTool):
 
     def call_batch(self, inputs: Sequence[str], contexts: Sequence[ToolContext]) -> list[str]:
         """One reader generation for all questions; a question without letters gets ""."""
-        questions = [shorten(clean_text(q), self.max_question_chars) for q in inputs]
+        questions = [clean_and_shorten(q, self.max_question_chars) for q in inputs]
         asked = [i for i, q in enumerate(questions) if has_letters(q)]
         answers = [""] * len(questions)
         if asked:
             outputs = generate_checked(self.reader, [self.reader_prompt(questions[i]) for i in asked],
                                        self.max_new_tokens, ["\n"])
-            for i, output in zip(asked, outputs):
+            for i, output in zip(asked, outputs, strict=True):
                 answers[i] = short_answer(output, max_words=self.max_answer_words,
                                           max_chars=self.max_answer_chars)
         return answers

@@ -2,6 +2,9 @@
 
 An index directory holds the bm25s arrays, `passages.jsonl` with `passage_offsets.npy` (so a
 passage is read by slicing a memory map, safe from many threads) and `meta.json`.
+
+bm25s is imported on first use, not with this module: importing it runs a JAX computation, which
+must not happen before a multi-host run has called `jax.distributed.initialize`.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import mmap
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
+
+if TYPE_CHECKING:
+    import bm25s
 
 INDEX_FORMAT = 1
 STOPWORDS = "en"
@@ -98,6 +104,8 @@ class PassageIndex:
     @classmethod
     def from_passages(cls, passages: Iterable[Passage], *, show_progress: bool = False) -> PassageIndex:
         """An in-memory index (save it with `save`)."""
+        import bm25s
+
         passages = list(passages)
         if not passages:
             raise ValueError("cannot index an empty passage collection")
@@ -119,6 +127,8 @@ class PassageIndex:
         if meta.get("format") != INDEX_FORMAT:
             raise ValueError(f"{meta_path}: index format {meta.get('format')}, this code reads {INDEX_FORMAT}; "
                              "rebuild the index")
+        import bm25s
+
         retriever = bm25s.BM25.load(directory, mmap=True)
         return cls(retriever, _MappedPassages(directory))
 
@@ -150,6 +160,8 @@ class PassageIndex:
         return [self._passages[int(i)] for i in ranked]
 
     def _term_ids(self, query: str) -> list[int]:
+        import bm25s
+
         terms = bm25s.tokenize(query[:MAX_QUERY_CHARS], stopwords=STOPWORDS, return_ids=False,
                                show_progress=False)[0]
         vocabulary = self._retriever.vocab_dict

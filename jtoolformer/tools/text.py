@@ -8,7 +8,7 @@ from importlib import resources
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _WHITESPACE = re.compile(r"\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’»)]*\s")  # the end mark, closing quotes, then a space
 # C0/C1 controls (NUL included) and lone surrogates: they cannot be encoded or shown.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -34,11 +34,16 @@ def shorten(text: str, max_chars: int) -> str:
     if len(text) <= max_chars:
         return text
     head = text[: max_chars + 1]
-    sentence_ends = [m.start() for m in _SENTENCE_END.finditer(head)]
+    sentence_ends = [m.end() - 1 for m in _SENTENCE_END.finditer(head)]
     if sentence_ends and sentence_ends[-1] >= max_chars // 2:
         return head[: sentence_ends[-1]]
     cut = head.rfind(" ")
     return head[:cut].rstrip() if cut > 0 else text[:max_chars]
+
+
+def clean_and_shorten(text: str, max_chars: int) -> str:
+    """`shorten(clean_text(text))`, reading no more of the text than the result can need."""
+    return shorten(clean_text(text[: 4 * max_chars]), max_chars)
 
 
 def first_line(text: str) -> str:
