@@ -9,7 +9,7 @@ from pathlib import Path
 from tokenizers import Tokenizer as HFTokenizer
 
 
-@dataclass
+@dataclass(eq=False)
 class Tokenizer:
     hf: HFTokenizer
     bos_id: int | None = None

@@ -1,0 +1,196 @@
+"""Stages 1 and 2 on the device: API-start probabilities over P(x), then calls sampled from the KV
+cache of that same pass, truncated at each kept position (the prefix is never recomputed).
+
+The few-shot part of each tool's prompt (everything before "Input: x") is prefilled once per tool;
+each batch of documents copies that cache and prefills its own tail ("Input: x\\nOutput: x").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jtoolformer.annotate.api_tokens import api_start_ids, call_stop_ids
+from jtoolformer.decoding import Sampling, sample
+from jtoolformer.losses import logsumexp_over_vocab, output_head
+from jtoolformer.models import KVCache
+from jtoolformer.sharding import activation_mesh, batch_sharding
+
+SENTINEL = "\x00TEXT\x00"
+
+
+def _bucket(n: int, multiple: int = 32) -> int:
+    return max(multiple, -(-n // multiple) * multiple)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One text prepared for one tool: x's token ids, the tail tokens fed after the few-shot head,
+    and where the copy of x starts inside that tail."""
+
+    x: tuple[int, ...]
+    tail: tuple[int, ...]
+    copy_start: int
+
+
+@dataclass(frozen=True)
+class Position:
+    doc: int  # index in the batch
+    i: int  # token index in x
+    p: float  # Σ over API-start variants of p(variant | P(x), x_<i)
+    start_token: int  # the most likely API-start variant there
+
+
+@dataclass(frozen=True)
+class SampledCall:
+    doc: int
+    i: int
+    sample: int
+    text: str  # what the model wrote after the API start, up to and including "]" or the arrow
+
+
+class CandidateSampler:
+    """Positions and sampled calls for one tool's prompt on one LM."""
+
+    def __init__(self, lm, prompt: str, *, max_call_tokens: int = 32, max_rows: int = 32,
+                 sampling: Sampling = Sampling(temperature=1.0)):
+        head_text, tail_text = prompt.split("Input: " + SENTINEL)
+        self.lm, self.max_call_tokens, self.max_rows, self.sampling = lm, max_call_tokens, max_rows, sampling
+        tok = lm.tokenizer
+        self.head = ([tok.bos_id] if tok.bos_id is not None else []) + tok.encode(head_text)
+        self.tail_suffix = tail_text  # "\nOutput:"
+        self.api_ids = np.array(api_start_ids(tok), np.int32)
+        stops = call_stop_ids(tok)
+        self.stop_ids = np.array(stops or [-1], np.int32)
+        self._head_cache: dict[int, KVCache] = {}
+        self._tails = jax.jit(self._tails_impl)
+        self._sample = jax.jit(self._sample_impl, static_argnames="n_steps")
+
+    def prepare(self, x: list[int], text: str) -> Document:
+        """The tail for text x: "Input: x\\nOutput:" then x again, spelled with a leading space where
+        that tokenises x the same way after its first token (else x's own ids)."""
+        tok = self.lm.tokenizer
+        lead = tok.encode("Input: " + text + self.tail_suffix)
+        spaced = tok.encode(" " + text)
+        copy = spaced if len(spaced) == len(x) and spaced[1:] == x[1:] else x
+        return Document(tuple(x), tuple(lead + copy), len(lead))
+
+    def context_needed(self, doc: Document) -> int:
+        return len(self.head) + len(doc.tail) + self.max_call_tokens + 1
+
+    # --- stage 1 -------------------------------------------------------------------------------
+    def _head_cache_for(self, length: int) -> KVCache:
+        if length not in self._head_cache:
+            lm = self.lm
+            cache = lm.decoder.new_cache(1, length)
+            tokens = jnp.asarray([self.head], jnp.int32)
+            positions = jnp.arange(len(self.head))[None]
+            _, cache = jax.jit(partial(lm.model.apply, return_hidden=True))(
+                {"params": lm.params}, tokens, positions, cache=cache)
+            self._head_cache = {length: cache}
+        return self._head_cache[length]
+
+    def _tails_impl(self, params, head: KVCache, tails, valid):
+        b = tails.shape[0]
+        lm = self.lm
+        cache = KVCache(jnp.repeat(head.k, b, axis=1), jnp.repeat(head.v, b, axis=1),
+                        jnp.repeat(head.valid, b, axis=0), head.index)
+        positions = head.index + jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
+        with activation_mesh(lm.mesh):
+            hidden, cache = lm.model.apply({"params": params}, tails, positions, cache=cache, token_valid=valid,
+                                           return_hidden=True)
+        w, bias = output_head(params, lm.config)
+        api = jnp.einsum("btd,da->bta", hidden, w[:, self.api_ids].astype(hidden.dtype),
+                         preferred_element_type=jnp.float32)
+        if bias is not None:
+            api = api + bias[self.api_ids]
+        log_p = jax.nn.logsumexp(api, axis=-1) - logsumexp_over_vocab(hidden, w, bias)
+        return cache, jnp.exp(log_p), jnp.argmax(api, axis=-1)
+
+    def positions(self, docs: list[Document], threshold: float, top_k: int,
+                  allowed: Callable[[int, int], bool] = lambda doc, i: True):
+        """Kept positions per document (p_i > threshold among the `allowed` (doc, i), at most top_k,
+        position 0 skipped), and the device state stage 2 continues from."""
+        rows = -(-len(docs) // self.lm.decoder.batch_multiple) * self.lm.decoder.batch_multiple
+        width = _bucket(max(len(d.tail) for d in docs))
+        length = _bucket(len(self.head) + width + self.max_call_tokens + 1)
+        tails = np.zeros((rows, width), np.int32)
+        valid = np.zeros((rows, width), bool)
+        for r, d in enumerate(docs):
+            tails[r, width - len(d.tail):] = d.tail
+            valid[r, width - len(d.tail):] = True
+        mesh = self.lm.mesh
+        cache, p_api, best = self._tails(self.lm.params, self._head_cache_for(length),
+                                         jax.device_put(tails, batch_sharding(mesh, tails.shape)),
+                                         jax.device_put(valid, batch_sharding(mesh, valid.shape)))
+        p_api, best = np.asarray(p_api), np.asarray(best)
+        kept: list[Position] = []
+        for r, d in enumerate(docs):
+            offset = width - len(d.tail) + d.copy_start  # column of the copy's first token
+            scored = [(float(p_api[r, offset + i - 1]), i) for i in range(1, len(d.x)) if allowed(r, i)]
+            scored = sorted((s for s in scored if s[0] > threshold), key=lambda s: (-s[0], s[1]))[:top_k]
+            kept += [Position(r, i, p, int(self.api_ids[best[r, offset + i - 1]])) for p, i in sorted(scored, key=lambda s: s[1])]
+        return kept, (cache, width)
+
+    # --- stage 2 -------------------------------------------------------------------------------
+    def _sample_impl(self, params, cache: KVCache, row_doc, cut_slot, position, start_token, keys, *, n_steps):
+        lm = self.lm
+        slots = jnp.arange(cache.length)
+        cache = KVCache(cache.k[:, row_doc], cache.v[:, row_doc],
+                        cache.valid[row_doc] & (slots[None] < cut_slot[:, None]), cache.index)
+
+        def forward(cache, tokens, positions):
+            with activation_mesh(lm.mesh):
+                logits, cache = lm.model.apply({"params": params}, tokens[:, None], positions[:, None], cache=cache)
+            return logits[:, -1], cache
+
+        logits, cache = forward(cache, start_token, position)
+        rows = row_doc.shape[0]
+
+        def body(carry):
+            step, cache, logits, done, out = carry
+            step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(keys)
+            token = jax.vmap(lambda lg, k: sample(lg[None], k, self.sampling)[0])(logits, step_keys)
+            token = jnp.where(done, -1, token)
+            out = jax.lax.dynamic_update_slice(out, token[:, None], (0, step))
+            done = done | jnp.isin(token, self.stop_ids)
+            logits, cache = forward(cache, jnp.maximum(token, 0), position + 1 + step)
+            return step + 1, cache, logits, done, out
+
+        def more(carry):
+            step, _, _, done, _ = carry
+            return (step < n_steps) & ~done.all()
+
+        init = (0, cache, logits, jnp.zeros(rows, bool), jnp.full((rows, n_steps), -1, jnp.int32))
+        return jax.lax.while_loop(more, body, init)[-1]
+
+    def sample_calls(self, docs: list[Document], kept: list[Position], state, m: int,
+                     doc_keys: list[jax.Array]) -> list[SampledCall]:
+        """m calls at every kept position. Each (document, position, sample) has its own random key,
+        so results do not depend on how rows are batched."""
+        cache, width = state
+        tok = self.lm.tokenizer
+        jobs = [(pos, s) for pos in kept for s in range(m)]
+        out: list[SampledCall] = []
+        n_steps = self.max_call_tokens
+        for start in range(0, len(jobs), self.max_rows):
+            chunk = jobs[start : start + self.max_rows]
+            rows = -(-len(chunk) // self.lm.decoder.batch_multiple) * self.lm.decoder.batch_multiple
+            padded = chunk + [chunk[0]] * (rows - len(chunk))
+            row_doc = np.array([p.doc for p, _ in padded], np.int32)
+            cut = np.array([len(self.head) + width - len(docs[p.doc].tail) + docs[p.doc].copy_start + p.i
+                            for p, _ in padded], np.int32)
+            position = np.array([len(self.head) + docs[p.doc].copy_start + p.i for p, _ in padded], np.int32)
+            start_token = np.array([p.start_token for p, _ in padded], np.int32)
+            keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(doc_keys[p.doc], p.i), s) for p, s in padded])
+            tokens = np.asarray(self._sample(self.lm.params, cache, row_doc, cut, position, start_token, keys,
+                                             n_steps=n_steps))
+            for (p, s), row in zip(chunk, tokens):
+                ids = [int(t) for t in row if t >= 0]
+                out.append(SampledCall(p.doc, p.i, s, tok.decode([p.start_token] + ids)))
+        return out

@@ -1,0 +1,77 @@
+"""Stage 5: insert the kept calls into the text, x* = x_{<i} e(c, r) x_{≥i}, after dropping leaks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from jtoolformer.tools.calls import ToolCall, format_call
+
+_WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]{3,}", re.UNICODE)
+_STOPWORDS = frozenset(
+    "the and for are was were who what when where which how why that this with from into does did has have "
+    "had not but its his her their them they you your our about after before than then there these those "
+    "der die das und ist les des est que los las del por".split()
+)
+
+
+@dataclass(frozen=True)
+class KeptCall:
+    tool: str  # API name, e.g. "Calculator"
+    input: str
+    result: str
+    token_position: int  # i: the call goes before x_i
+    char_position: int  # where in the original text it was inserted
+    loss_plus: float  # L_i^+
+    loss_minus: float  # L_i^-
+    quoted: bool = False
+
+    @property
+    def gain(self) -> float:
+        return self.loss_minus - self.loss_plus
+
+    @property
+    def text(self) -> str:
+        return format_call(ToolCall(self.tool, self.input), self.result, quoted=self.quoted)
+
+    def record(self) -> dict:
+        return {**asdict(self), "call": self.text}
+
+
+def content_words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text) if w.lower() not in _STOPWORDS}
+
+
+def leaks(call_input: str, text: str, char_position: int) -> bool:
+    """A call leaks when its input uses words or numbers that the text has only after the call: the
+    model copied from the future, which the filter rewards but inference cannot do (§7)."""
+    later = content_words(call_input) - content_words(text[:char_position])
+    return bool(later & content_words(text[char_position:]))
+
+
+def insert_calls(text: str, calls: list[KeptCall]) -> str:
+    """The text with each call placed at its char position (a space before it where a word follows)."""
+    out, last = [], 0
+    for call in sorted(calls, key=lambda c: c.char_position):
+        pos = call.char_position
+        head = text[last:pos]
+        sep = " " if pos < len(text) and text[pos].isspace() and pos > 0 and not text[pos - 1].isspace() else ""
+        out += [head, sep, call.text]
+        last = pos
+    out.append(text[last:])
+    return "".join(out)
+
+
+def choose_calls(candidates: list[KeptCall], text: str) -> tuple[list[KeptCall], list[KeptCall]]:
+    """At most one call per position (the best gain, over all tools), leaks dropped; returns the calls
+    and the leaks."""
+    best: dict[int, KeptCall] = {}
+    leaked = []
+    for call in candidates:
+        if leaks(call.input, text, call.char_position):
+            leaked.append(call)
+            continue
+        current = best.get(call.char_position)
+        if current is None or call.gain > current.gain:
+            best[call.char_position] = call
+    return sorted(best.values(), key=lambda c: c.char_position), leaked

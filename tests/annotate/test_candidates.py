@@ -1,0 +1,69 @@
+"""Stages 1–2 on a tiny model whose behaviour is set by construction."""
+
+import jax
+import numpy as np
+import pytest
+
+from jtoolformer import load_model
+from jtoolformer.annotate.api_tokens import api_start_ids, call_stop_ids
+from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler
+from jtoolformer.decoding import Sampling
+from jtoolformer.lm import LM
+from jtoolformer.models import ModelConfig, init_params
+
+PROMPT = f"Add calls. Example:\nInput: 2 + 2 is 4.\nOutput: 2 + 2 is [Calculator(2 + 2)] 4.\n\nInput: {SENTINEL}\nOutput:"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_model().tokenizer  # SmolLM2's byte-level BPE
+
+
+def tiny_lm(tokenizer, api_bias: float, seed: int = 0) -> LM:
+    cfg = ModelConfig(arch="gptj", vocab_size=tokenizer.vocab_size, d_model=32, n_layers=2, n_heads=2,
+                      rotary_dim=8, max_positions=512, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id)
+    base = load_model(cfg, seed=seed)
+    params = jax.tree.map(lambda x: x, base.params)
+    bias = np.zeros(cfg.vocab_size, np.float32)
+    bias[api_start_ids(tokenizer)] = api_bias
+    params["lm_head"]["bias"] = jax.numpy.asarray(bias)
+    return LM(cfg, params, tokenizer, base.mesh)
+
+
+def test_api_tokens_found_from_the_tokenizer(tokenizer):
+    starts = api_start_ids(tokenizer)
+    assert {tokenizer.decode([i]) for i in starts} >= {"[", " ["}
+    stops = call_stop_ids(tokenizer)
+    assert tokenizer.encode(")]")[0] in stops and tokenizer.encode(" ->")[0] in stops
+
+
+def test_positions_follow_threshold_top_k_and_skip_position_zero(tokenizer):
+    lm = tiny_lm(tokenizer, api_bias=30.0)  # "[" all but certain everywhere
+    sampler = CandidateSampler(lm, PROMPT)
+    texts = ["The school ordered 18 boxes, 180 pencils.", "Paris is the capital of France."]
+    docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
+    kept, _ = sampler.positions(docs, threshold=0.5, top_k=3, allowed=lambda d, i: i != 2)
+    for d, doc in enumerate(docs):
+        mine = [p for p in kept if p.doc == d]
+        assert len(mine) == 3 and all(p.i not in (0, 2) for p in mine) and all(p.p > 0.99 for p in mine)
+        assert [p.i for p in mine] == sorted(p.i for p in mine)
+        assert all(p.start_token in api_start_ids(tokenizer) for p in mine)
+    none, _ = sampler.positions(docs, threshold=0.5, top_k=3)
+    assert len(none) == 6
+    low = tiny_lm(tokenizer, api_bias=-30.0)
+    nothing, _ = CandidateSampler(low, PROMPT).positions(docs, threshold=0.05, top_k=5)
+    assert nothing == []  # a model that never calls is a normal outcome, not a crash
+
+
+def test_calls_sampled_from_the_truncated_cache_equal_decoding_the_prefix(tokenizer):
+    lm = tiny_lm(tokenizer, api_bias=0.0, seed=1)
+    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=6, sampling=Sampling(temperature=0.0))
+    text = "Out of 1400 participants, 400 passed."
+    doc = sampler.prepare(tokenizer.encode(text), text)
+    kept, state = sampler.positions([doc, doc], threshold=-1.0, top_k=4)
+    calls = sampler.sample_calls([doc, doc], kept, state, m=1, doc_keys=[jax.random.key(0)] * 2)
+    assert len(calls) == 8
+    for c, p in zip(calls, kept):
+        prefix = [*sampler.head, *doc.tail[: doc.copy_start + p.i], p.start_token]
+        greedy = lm.decoder.generate(lm.params, [prefix], max_new_tokens=6, stop_token_ids=[list(sampler.stop_ids)])[0]
+        assert c.text == tokenizer.decode([p.start_token, *greedy])

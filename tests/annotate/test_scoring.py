@@ -1,0 +1,64 @@
+"""weighted_losses against a direct PyTorch computation with transformers on the same tiny model."""
+
+import jax
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from jtoolformer import load_model
+from jtoolformer.annotate import weighted_losses
+from jtoolformer.annotate.scoring import WEIGHTS
+from jtoolformer.checkpoints.hf import save_hf
+from jtoolformer.sharding import make_mesh
+
+
+def test_weights_are_the_papers():
+    np.testing.assert_allclose(WEIGHTS, np.array([1.0, 0.8, 0.6, 0.4, 0.2]) / 3.0)
+
+
+@pytest.fixture(scope="module", params=["gptj_tiny", "llama_tiny"])
+def models(request, tmp_path_factory):
+    lm = load_model(f"configs/{request.param}.yaml", seed=5)
+    d = tmp_path_factory.mktemp(request.param)
+    save_hf(lm.params, lm.config, d)
+    cls = transformers.GPTJForCausalLM if lm.config.arch == "gptj" else transformers.LlamaForCausalLM
+    return lm, cls.from_pretrained(d).eval()
+
+
+def reference_loss(model, bos, z, x, i):
+    seq = [bos, *z, *x]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([seq])).logits[0].double(), -1).numpy()
+    start = 1 + len(z)
+    raw = [max(0.0, 1 - 0.2 * t) for t in range(5)]
+    total = 0.0
+    for j in range(i, len(x)):
+        t = j - i
+        if t < 5:
+            total -= raw[t] / sum(raw) * logp[start + j - 1, x[j]]
+    return total
+
+
+def test_matches_transformers(models):
+    lm, ref = models
+    rng = np.random.default_rng(0)
+    for trial in range(4):
+        x = rng.integers(1, 512, rng.integers(3, 40)).tolist()
+        prefixes = [[], rng.integers(1, 512, 7).tolist(), rng.integers(1, 512, 19).tolist()]
+        i = int(rng.integers(0, len(x)))
+        ours = weighted_losses(lm, x, i, prefixes)
+        expected = [reference_loss(ref, lm.config.bos_id, z, x, i) for z in prefixes]
+        np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=0)
+
+
+def test_same_losses_on_eight_devices(models):
+    lm, _ = models
+    mesh = make_mesh(2, 2, 2)
+    from jtoolformer.lm import LM
+    from jtoolformer.models import param_shardings
+
+    sharded = LM(lm.config, jax.device_put(lm.params, param_shardings(lm.config, mesh)), None, mesh)
+    x, prefixes = list(range(3, 30)), [[], [9, 9, 9], list(range(100, 140))]
+    np.testing.assert_allclose(weighted_losses(sharded, x, 4, prefixes), weighted_losses(lm, x, 4, prefixes),
+                               atol=1e-5)
