@@ -41,7 +41,7 @@ class Block(nn.Module):
         common = dict(use_bias=True, dtype=cfg.dtype, param_dtype=cfg.param_dtype)
         m = dense(cfg.d_ff, ("embed", "mlp"), name="fc_in", **common)(h)
         m = dense(cfg.d_model, ("mlp", "embed"), name="fc_out", **common)(jax.nn.gelu(m, approximate=True))
-        return x + attn + m, new_cache
+        return (x + attn + m).astype(x.dtype), new_cache
 
 
 # (our param path, HF tensor name, transposed?) — "{i}" is the layer index of a stacked parameter.

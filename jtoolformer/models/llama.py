@@ -37,13 +37,13 @@ class Block(nn.Module):
             interleaved=ROTARY_INTERLEAVED, out_name="o_proj",
             mask=mask, sin=sin, cos=cos, cache_index=cache_index, k_cache=k_cache, v_cache=v_cache,
         )
-        x = x + attn
+        x = (x + attn).astype(x.dtype)
         h = rms_norm(cfg, "post_attention_layernorm")(x)
         common = dict(use_bias=cfg.mlp_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype)
         gate = dense(cfg.d_ff, ("embed", "mlp"), name="gate_proj", **common)(h)
         up = dense(cfg.d_ff, ("embed", "mlp"), name="up_proj", **common)(h)
         down = dense(cfg.d_model, ("mlp", "embed"), name="down_proj", **common)(jax.nn.silu(gate) * up)
-        return x + down, new_cache
+        return (x + down).astype(x.dtype), new_cache
 
 
 _LAYER = "model.layers.{i}."
