@@ -38,9 +38,9 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-def matmul_peak_flops(n: int = 2048) -> float:
-    a = jnp.ones((n, n), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
+def matmul_peak_flops(dtype=jnp.float32, n: int = 2048) -> float:
+    a = jnp.ones((n, n), dtype)
+    f = jax.jit(lambda x: jnp.dot(x, x, preferred_element_type=jnp.float32))
     return 2 * n**3 / best_time(lambda: f(a).block_until_ready(), 5)
 
 
@@ -53,7 +53,7 @@ def forward_flops(cfg: ModelConfig, t: int) -> float:
     return cfg.n_layers * per_layer + 2 * t * d * cfg.vocab_size
 
 
-def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peak: float) -> dict:
+def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peaks: dict) -> dict:
     seq = min(seq, lm.config.max_positions - new_tokens)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, min(lm.config.vocab_size, 32000), (1, seq))
@@ -74,7 +74,7 @@ def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peak
         "forward_tokens_per_s": seq / jax_fwd,
         "forward_tokens_per_s_transformers": seq / torch_fwd,
         "forward_speedup": torch_fwd / jax_fwd,
-        "forward_fraction_of_matmul_peak": flops / jax_fwd / peak,
+        "forward_fraction_of_matmul_peak": flops / jax_fwd / peaks[lm.config.dtype],
         "decode_tokens_per_s": new_tokens / jax_dec,
         "decode_tokens_per_s_transformers": new_tokens / torch_dec,
         "decode_speedup": torch_dec / jax_dec,
@@ -84,37 +84,43 @@ def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peak
     return result
 
 
-def gptj_pair(config_path: str, workdir: Path):
-    lm = load_model(config_path)
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def gptj_pair(config_path: str, workdir: Path, dtype: str):
+    lm = load_model(config_path, dtype=dtype)
     save_hf(lm.params, lm.config, workdir)
-    ref = transformers.GPTJForCausalLM.from_pretrained(workdir, dtype=torch.float32).eval()
+    ref = transformers.GPTJForCausalLM.from_pretrained(workdir, dtype=TORCH_DTYPES[dtype]).eval()
     return lm, ref
 
 
-def smollm2_pair():
+def smollm2_pair(dtype: str):
     path = default_gguf_path()
     ref = transformers.LlamaForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
-    return load_model(), ref
+    return load_model(dtype=dtype), ref.to(TORCH_DTYPES[dtype])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="scripts/results/bench_model.json")
-    parser.add_argument("--models", default="gptj_tiny,gptj_125m,smollm2")
+    parser.add_argument("--models", default="gptj_tiny,gptj_125m,smollm2,gptj_125m@bfloat16,smollm2@bfloat16",
+                        help="configs/<name>.yaml or smollm2, each optionally @bfloat16 (compute dtype of both sides)")
     parser.add_argument("--seq", type=int, default=512)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    peak = matmul_peak_flops()
+    peaks = {"float32": matmul_peak_flops(jnp.float32), "bfloat16": matmul_peak_flops(jnp.bfloat16)}
     results = {"machine": {"processor": platform.processor() or platform.machine(),
                            "jax_devices": [str(d) for d in jax.devices()], "torch_threads": torch.get_num_threads(),
-                           "jax_matmul_peak_gflops": peak / 1e9},
+                           "jax_matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}},
                "seq": args.seq, "new_tokens": args.new_tokens, "models": {}}
     for name in args.models.split(","):
+        model, _, dtype = name.partition("@")
+        dtype = dtype or "float32"
         with tempfile.TemporaryDirectory() as tmp:
-            lm, ref = smollm2_pair() if name == "smollm2" else gptj_pair(f"configs/{name}.yaml", Path(tmp))
-            results["models"][name] = bench_pair(name, lm, ref, args.seq, args.new_tokens, args.repeats, peak)
+            lm, ref = smollm2_pair(dtype) if model == "smollm2" else gptj_pair(f"configs/{model}.yaml", Path(tmp), dtype)
+            results["models"][name] = bench_pair(name, lm, ref, args.seq, args.new_tokens, args.repeats, peaks)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
 
