@@ -76,6 +76,11 @@ def _checked(kind: Any, value: Any, where: str) -> Any:
     for option in options:
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if option is float and isinstance(value, str):  # YAML 1.1 reads "1e-5" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if option in (int, bool, str) and type(value) is option:
             return value
     names = " or ".join(getattr(o, "__name__", str(o)) for o in options)

@@ -132,7 +132,7 @@ class Trainer:
         params = optax.apply_updates(state.params, updates)
         metrics = {
             "loss": loss,
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "learning_rate": self.schedule(state.step),
             "loss_tokens": jnp.sum(batch["loss_mask"].astype(F32)),
         }
