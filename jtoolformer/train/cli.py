@@ -29,10 +29,10 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 
 def run_train_command(args: argparse.Namespace) -> int:
-    cfg = load_train_config(args.config, args.overrides)
     if args.export:
         print(export_checkpoint(args.out, args.export))
         return 0
+    cfg = load_train_config(args.config, args.overrides)
     if not args.data:
         raise SystemExit("jtoolformer train: --data is required (unless --export)")
     initialize_distributed(cfg.distributed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -14,7 +15,7 @@ class StopRequests:
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: dict[int, signal.Handlers | object] = {}
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:

@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 
 from jtoolformer import yaml_config
 from jtoolformer.lm import LM, load_model
-from jtoolformer.models import ModelConfig, load_model_config
+from jtoolformer.models import ModelConfig, load_model_config, param_shardings
 from jtoolformer.sharding import make_mesh
 from jtoolformer.tokenizer import Tokenizer
 from jtoolformer.train.batches import Batch, ResumableIterator, check_batch, to_global
@@ -111,7 +111,10 @@ def train(cfg: TrainConfig, model: ModelSpec | None, train_batches: ResumableIte
     """Fine-tune `model` (an LM, or anything `load_model` takes; None: `cfg.model`) for `cfg.steps`
     optimizer steps on `train_batches`, evaluating held-out perplexity on `eval_batches` (iterated
     afresh each time) every `cfg.checkpoint.eval_every` steps and at the end. Resumes when `out_dir`
-    already has checkpoints (the model's weights are then not used)."""
+    already has checkpoints (the model's weights are then not used).
+
+    An LM's params are donated to the training state (no second copy on the devices); on return the
+    LM holds the trained params, placed on its own mesh."""
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
@@ -123,7 +126,10 @@ def train(cfg: TrainConfig, model: ModelSpec | None, train_batches: ResumableIte
                                                     checkpoints)
         if data_state is not None:
             train_batches.set_state(data_state)
-        return _loop(cfg, trainer, state, train_batches, eval_batches, run_dir, checkpoints)
+        result = _loop(cfg, trainer, state, train_batches, eval_batches, run_dir, checkpoints)
+        if isinstance(model, LM):
+            model.params = jax.device_put(result.params, param_shardings(model.config, model.mesh))
+        return result
     finally:
         checkpoints.wait()
         checkpoints.close()

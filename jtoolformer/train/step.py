@@ -52,7 +52,7 @@ class Trainer:
         self.step = jax.jit(self._step, in_shardings=(self.state_shardings, None),
                             out_shardings=(self.state_shardings, self.replicated), donate_argnums=0)
         self.eval_sums = jax.jit(self._sums, out_shardings=self.replicated)
-        self._init = jax.jit(self._init_state, out_shardings=self.state_shardings)
+        self._init = jax.jit(self._init_state, out_shardings=self.state_shardings, donate_argnums=0)
 
     # -- state ---------------------------------------------------------------------------------------
     def _state_shardings(self) -> TrainState:
@@ -73,7 +73,8 @@ class Trainer:
         return TrainState(jnp.zeros((), jnp.int32), params, self.tx.init(params), rng)
 
     def init_state(self, params, seed: int) -> TrainState:
-        """A fresh state around `params` (placed on this mesh first, wherever they lived)."""
+        """A fresh state around `params`, placed on this mesh first. Params already placed there are
+        donated: the state takes over their buffers rather than holding a second copy."""
         params = jax.device_put(params, self.state_shardings.params)
         return self._init(params, seed)
 
@@ -106,11 +107,11 @@ class Trainer:
 
         return jax.tree.map(split, batch)
 
-    def loss_and_grads(self, params, batch, rng) -> tuple[jax.Array, Any]:
+    def loss_and_grads(self, params, batch, key: jax.Array) -> tuple[jax.Array, Any]:
         """Mean loss over the real tokens of `batch` and its float32 gradient, accumulated over micro-batches."""
         compute_params = _cast_floats(params, self.model_cfg.dtype)
         micro = self._micro_batches(batch)
-        rngs = jax.random.split(jax.random.wrap_key_data(rng), self.micro_batches)
+        keys = jax.random.split(key, self.micro_batches)
 
         def accumulate(carry, xs):
             loss_sum, grad_sum = carry
@@ -120,14 +121,14 @@ class Trainer:
             return (loss_sum + value, grad_sum), None
 
         zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, F32), params)
-        (loss_sum, grad_sum), _ = jax.lax.scan(accumulate, (jnp.zeros((), F32), zeros), (micro, rngs))
+        (loss_sum, grad_sum), _ = jax.lax.scan(accumulate, (jnp.zeros((), F32), zeros), (micro, keys))
         tokens = jnp.maximum(jnp.sum(batch["loss_mask"].astype(F32)), 1.0)
         return loss_sum / tokens, jax.tree.map(lambda g: g / tokens, grad_sum)
 
     # -- the step ------------------------------------------------------------------------------------
     def _step(self, state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
         key, step_key = jax.random.split(jax.random.wrap_key_data(state.rng))
-        loss, grads = self.loss_and_grads(state.params, batch, jax.random.key_data(step_key))
+        loss, grads = self.loss_and_grads(state.params, batch, step_key)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {

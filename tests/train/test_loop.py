@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import make_batches
-from jtoolformer.lm import LM, load_model
+from jtoolformer.lm import load_model
 from jtoolformer.models import load_model_config, param_shardings
 from jtoolformer.train import load_train_config, read_metrics, train
 from jtoolformer.train.config import MeshConfig
@@ -45,7 +45,8 @@ class Stopping(TextBatches):
 
 def test_loss_goes_down_and_the_best_and_final_params_are_exported(tmp_path):
     cfg = config("steps=30", "checkpoint.eval_every=10", "checkpoint.save_every=10")
-    result = train(cfg, None, TextBatches(make_batches(300, seed=1)), make_batches(40, seed=2), tmp_path)
+    lm = load_model(cfg.model)  # on one device; trained on the config's 8
+    result = train(cfg, lm, TextBatches(make_batches(300, seed=1)), make_batches(40, seed=2), tmp_path)
 
     records = read_metrics(tmp_path)
     losses = [r["loss"] for r in records if "loss" in r]
@@ -57,10 +58,12 @@ def test_loss_goes_down_and_the_best_and_final_params_are_exported(tmp_path):
     # Only the latest and the best checkpoints are kept.
     assert sorted(os.listdir(tmp_path / "checkpoints")) == sorted({str(result.best[0]), "30"})
 
+    # The LM given now holds the trained params, as does the exported HF directory.
     final = load_model(tmp_path / "hf" / "final")
     ids = make_batches(8, seed=3)[0]["inputs"][:2]
-    trained = LM(final.config, result.params, None, result.params["wte"]["embedding"].sharding.mesh)
-    np.testing.assert_allclose(final.logits(ids), trained.logits(ids), atol=1e-5)
+    np.testing.assert_allclose(final.logits(ids), lm.logits(ids), atol=1e-5)
+    np.testing.assert_array_equal(jax.device_get(lm.params["h"]["fc_in"]["kernel"]),
+                                  jax.device_get(result.params["h"]["fc_in"]["kernel"]))
     assert (tmp_path / "hf" / "best" / "config.json").exists()
 
 

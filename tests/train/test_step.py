@@ -67,8 +67,7 @@ def assert_plain_grads(trainer, batch, plain_grads):
     """The trainer's (accumulated, sharded) loss and gradients against plain_loss's on one device."""
     want_loss, want_grads = plain_grads
     params = jax.device_put(initial_params(trainer.model_cfg), trainer.state_shardings.params)
-    rng = jax.random.key_data(jax.random.key(0))
-    loss, grads = jax.jit(trainer.loss_and_grads)(params, to_global(batch, trainer.mesh), rng)
+    loss, grads = jax.jit(trainer.loss_and_grads)(params, to_global(batch, trainer.mesh), jax.random.key(0))
     np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
     for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(jax.device_get(grads)),
                                  jax.tree.leaves(want_grads)):
