@@ -41,15 +41,16 @@ class ResumableIterator(Protocol):
     def set_state(self, state: Any) -> None: ...
 
 
-def check_batch(batch: Batch, rows: int, seq_len: int, where: str) -> None:
+def check_batch(batch: Batch, where: str, shape: tuple[int, int] | None = None) -> None:
+    """All keys present, all [rows, seq_len] of one `shape` (any shape when None)."""
     missing = sorted(set(BATCH_DTYPES) - set(batch))
     if missing:
         raise ValueError(f"{where}: batch lacks {missing}; a batch needs {sorted(BATCH_DTYPES)}")
+    expected = shape or np.shape(batch["inputs"])
     for key in BATCH_DTYPES:
-        shape = np.shape(batch[key])
-        if shape != (rows, seq_len):
-            raise ValueError(f"{where}: batch[{key!r}] has shape {shape}, expected ({rows}, {seq_len}) "
-                             f"(this host's share of global_batch × seq_len)")
+        if np.shape(batch[key]) != expected:
+            raise ValueError(f"{where}: batch[{key!r}] has shape {np.shape(batch[key])}, expected {expected}"
+                             + (" (this host's share of global_batch, seq_len)" if shape else ""))
 
 
 def to_global(batch: Batch, mesh: Mesh) -> dict[str, jax.Array]:

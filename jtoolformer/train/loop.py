@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 import yaml
 from jax.sharding import Mesh
 
@@ -57,7 +56,7 @@ def evaluate(trainer: Trainer, params: Any, batches: Iterable[Batch]) -> float:
     """Perplexity over all masked tokens of `batches` (summed in float64 on the host)."""
     total = count = 0.0
     for i, batch in enumerate(batches):
-        check_batch(batch, *np.shape(batch["inputs"]), f"held-out batch {i}")
+        check_batch(batch, f"held-out batch {i}")
         loss_sum, tokens = trainer.eval_sums(params, to_global(batch, trainer.mesh))
         total += float(loss_sum)
         count += float(tokens)
@@ -115,6 +114,9 @@ def train(cfg: TrainConfig, model: ModelSpec | None, train_batches: ResumableIte
 
     An LM's params are donated to the training state (no second copy on the devices); on return the
     LM holds the trained params, placed on its own mesh."""
+    if not isinstance(train_batches, ResumableIterator):
+        raise TypeError(f"train_batches ({type(train_batches).__name__}) must be an iterator with "
+                        "get_state() and set_state(state), such as a grain DatasetIterator or TextBatches")
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
@@ -158,7 +160,7 @@ def _loop(cfg: TrainConfig, trainer: Trainer, state: TrainState, train_batches: 
                         checkpoints.save(state, data_state, None)
                     raise ValueError(f"the train batches ran out after {step} of {cfg.steps} steps; give an "
                                      "iterator that repeats, or fewer steps") from None
-                check_batch(batch, host_rows, cfg.seq_len, f"train batch {step + 1}")
+                check_batch(batch, f"train batch {step + 1}", (host_rows, cfg.seq_len))
                 data_state = train_batches.get_state()
                 state, metrics = trainer.step(state, to_global(batch, trainer.mesh))
                 step += 1

@@ -118,3 +118,13 @@ def test_resume_on_another_mesh_shape(tmp_path, unbroken):
         for key in g:
             assert g[key] == pytest.approx(w[key], rel=1e-5), (g["step"], key)
 
+
+
+def test_bad_inputs_are_named(tmp_path):
+    cfg = config("steps=2")
+    batches = make_batches(40, seed=6)
+    with pytest.raises(TypeError, match="must be an iterator with get_state"):
+        train(cfg, None, iter(batches), None, tmp_path / "a")
+    short = [{k: v[:, :32] for k, v in b.items()} for b in batches]
+    with pytest.raises(ValueError, match=r"train batch 1: batch\['inputs'\] has shape \(8, 32\), expected \(8, 64\)"):
+        train(cfg, None, TextBatches(short), None, tmp_path / "b")
