@@ -50,8 +50,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str) -> T:
     """An instance of dataclass `cls`; `where` names the source in errors (a file, "overrides")."""
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
     if unknown:
         raise ValueError(f"{where}: unknown {cls.__name__} keys {unknown}; known: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
@@ -92,7 +92,8 @@ def load(cls: type[T], path: str | Path | None, overrides: Sequence[str] = ()) -
     data = {}
     if path is not None:
         data = yaml.safe_load(Path(path).read_text()) or {}
-    return from_dict(cls, merge(data, parse_overrides(overrides)), str(path) if path else "overrides")
+    where = " with ".join(filter(None, [str(path) if path else "", "overrides" if overrides else ""]))
+    return from_dict(cls, merge(data, parse_overrides(overrides)), where or cls.__name__)
 
 
 def save(config: Any, path: str | Path) -> None:
