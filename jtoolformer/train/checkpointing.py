@@ -62,7 +62,7 @@ class Checkpoints:
         opt = restored.optimizer
         return TrainState(opt["step"], restored.params, opt["opt_state"], opt["rng"]), restored.data
 
-    def restore_params(self, step: int, target) -> Any:
+    def restore_params(self, step: int, target: Any) -> Any:
         return self.manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(target))).params
 
     def reached_preemption(self, step: int) -> bool:

@@ -71,10 +71,6 @@ class TrainConfig:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype!r}; expected one of {DTYPES}")
 
-    @property
-    def micro_batch(self) -> int:
-        return self.global_batch // self.micro_batches
-
 
 def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
     return yaml_config.load(TrainConfig, path, overrides)

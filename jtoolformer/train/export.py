@@ -51,7 +51,8 @@ def checkpoint_step(checkpoints: Checkpoints, which: Which, run_dir: Path) -> in
     return step
 
 
-def target_params(cfg: ModelConfig, mesh: Mesh):
+def target_params(cfg: ModelConfig, mesh: Mesh) -> Any:
+    """The params as ShapeDtypeStructs with their shardings on `mesh` (a restore target)."""
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                         abstract_params(cfg), param_shardings(cfg, mesh))
 

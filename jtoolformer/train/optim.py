@@ -3,6 +3,8 @@ linear warm-up / linear decay schedule."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -28,7 +30,7 @@ def learning_rate_schedule(cfg: OptimConfig, steps: int) -> optax.Schedule:
     return schedule
 
 
-def decay_mask(params):
+def decay_mask(params: Any) -> Any:
     """True on the params weight decay applies to."""
     return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key in DECAYED, params)
 
