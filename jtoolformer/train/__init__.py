@@ -1,0 +1,11 @@
+"""Fine-tuning (Toolformer §4): `train(cfg, model, train_batches, eval_batches, out_dir)`."""
+
+from jtoolformer.train.batches import BATCH_DTYPES, ResumableIterator
+from jtoolformer.train.cli import add_train_command
+from jtoolformer.train.config import TrainConfig, load_train_config
+from jtoolformer.train.export import export_checkpoint
+from jtoolformer.train.loop import TrainResult, evaluate, train
+from jtoolformer.train.metrics import read_metrics
+
+__all__ = ["BATCH_DTYPES", "ResumableIterator", "TrainConfig", "TrainResult", "add_train_command", "evaluate",
+           "export_checkpoint", "load_train_config", "read_metrics", "train"]

@@ -1,0 +1,202 @@
+"""`train`: fine-tune a decoder LM on packed batches, resumably, into a run directory.
+
+The run directory gets the resolved `train_config.yaml`, `model.yaml`, `tokenizer/`, `checkpoints/`
+(orbax: the latest state and the best by held-out perplexity), `metrics.jsonl`, `tensorboard/` and,
+at the end, `hf/final` and `hf/best` (Hugging Face checkpoint directories). Calling `train` again on a
+run directory that has checkpoints resumes from the latest one, data iterator position included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import yaml
+from jax.sharding import Mesh
+
+from jtoolformer import yaml_config
+from jtoolformer.lm import LM, load_model
+from jtoolformer.models import ModelConfig, load_model_config, param_shardings
+from jtoolformer.sharding import make_mesh
+from jtoolformer.tokenizer import Tokenizer
+from jtoolformer.train.batches import Batch, ResumableIterator, check_batch, to_global
+from jtoolformer.train.checkpointing import Checkpoints
+from jtoolformer.train.config import TrainConfig
+from jtoolformer.train.export import (CHECKPOINT_DIR, HF_DIR, MODEL_FILE, TOKENIZER_DIR, export_params,
+                                      target_params)
+from jtoolformer.train.flops import measure_peak_flops, train_flops_per_token
+from jtoolformer.train.interrupts import StopRequests
+from jtoolformer.train.metrics import MetricsLog, Throughput
+from jtoolformer.train.step import Trainer, TrainState, trainer_for
+
+CONFIG_FILE = "train_config.yaml"
+
+ModelSpec = LM | ModelConfig | str | Path
+
+
+@dataclass
+class TrainResult:
+    params: Any  # the params after the last step run (sharded over the run's mesh)
+    step: int
+    history: list[dict[str, float]]  # the records this call logged (metrics.jsonl has the whole run)
+    best: tuple[int, float] | None  # (step, held-out perplexity) of the best checkpoint
+    stopped: bool  # stopped early on a signal or preemption; call `train` again to resume
+
+
+def train_mesh(cfg: TrainConfig) -> Mesh:
+    return make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+
+
+def evaluate(trainer: Trainer, params: Any, batches: Iterable[Batch]) -> float:
+    """Perplexity over all masked tokens of `batches` (summed in float64 on the host)."""
+    total = count = 0.0
+    for i, batch in enumerate(batches):
+        check_batch(batch, f"held-out batch {i}")
+        loss_sum, tokens = trainer.eval_sums(params, to_global(batch, trainer.mesh))
+        total += float(loss_sum)
+        count += float(tokens)
+    if count == 0:
+        raise ValueError("the held-out batches have no token with loss_mask set")
+    return math.exp(total / count)
+
+
+def _save_model_files(run_dir: Path, cfg: ModelConfig, tokenizer: Tokenizer | None) -> None:
+    (run_dir / MODEL_FILE).write_text(yaml.safe_dump({"model": dataclasses.asdict(cfg)}, sort_keys=False))
+    if tokenizer is not None:
+        (run_dir / TOKENIZER_DIR).mkdir(exist_ok=True)
+        tokenizer.save(run_dir / TOKENIZER_DIR)
+
+
+def _initial_state(cfg: TrainConfig, model: ModelSpec, run_dir: Path, mesh: Mesh,
+                   checkpoints: Checkpoints) -> tuple[Trainer, TrainState, Any]:
+    """The trainer and the state to start from (restored when the run has a checkpoint), plus the data
+    iterator state to restore (None on a fresh start)."""
+    latest = checkpoints.latest_step()
+    compute = dict(dtype=cfg.dtype, remat=cfg.remat)
+    if latest is not None:
+        model_cfg = load_model_config(run_dir / MODEL_FILE, **compute)
+        trainer = trainer_for(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
+        state, data_state = checkpoints.restore(latest, trainer.abstract_state())
+        return trainer, state, data_state
+    lm = model if isinstance(model, LM) else load_model(model, mesh=mesh)
+    model_cfg = lm.config.replace(**compute)
+    if jax.process_index() == 0:
+        _save_model_files(run_dir, model_cfg, lm.tokenizer)
+    trainer = trainer_for(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
+    return trainer, trainer.init_state(lm.params, cfg.seed), None
+
+
+def _export(run_dir: Path, trainer: Trainer, state: TrainState, checkpoints: Checkpoints,
+            best: tuple[int, float] | None) -> None:
+    if jax.process_count() > 1:
+        print(f"multi-host run: export the params on one host with `jtoolformer train --export best "
+              f"--out {run_dir}` (or --export latest)")
+        return
+    export_params(state.params, trainer.model_cfg, run_dir, run_dir / HF_DIR / "final")
+    if best is not None:
+        step = best[0]
+        params = state.params if step == int(state.step) else checkpoints.restore_params(
+            step, target_params(trainer.model_cfg, trainer.mesh))
+        export_params(params, trainer.model_cfg, run_dir, run_dir / HF_DIR / "best")
+
+
+def train(cfg: TrainConfig, model: ModelSpec | None, train_batches: ResumableIterator,
+          eval_batches: Iterable[Batch] | None, out_dir: str | Path) -> TrainResult:
+    """Fine-tune `model` (an LM, or anything `load_model` takes; None: `cfg.model`) for `cfg.steps`
+    optimizer steps on `train_batches`, evaluating held-out perplexity on `eval_batches` (iterated
+    afresh each time) every `cfg.checkpoint.eval_every` steps and at the end. Resumes when `out_dir`
+    already has checkpoints (the model's weights are then not used).
+
+    An LM's params are donated to the training state (no second copy on the devices); on return the
+    LM holds the trained params, placed on its own mesh."""
+    if not isinstance(train_batches, ResumableIterator):
+        raise TypeError(f"train_batches ({type(train_batches).__name__}) must be an iterator with "
+                        "get_state() and set_state(state), such as a grain DatasetIterator or TextBatches")
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+        yaml_config.save(cfg, run_dir / CONFIG_FILE)
+    mesh = train_mesh(cfg)
+    checkpoints = Checkpoints(run_dir / CHECKPOINT_DIR, cfg.checkpoint.async_save)
+    try:
+        trainer, state, data_state = _initial_state(cfg, cfg.model if model is None else model, run_dir, mesh,
+                                                    checkpoints)
+        if data_state is not None:
+            train_batches.set_state(data_state)
+        result = _loop(cfg, trainer, state, train_batches, eval_batches, run_dir, checkpoints)
+        if isinstance(model, LM):
+            model.params = jax.device_put(result.params, param_shardings(model.config, model.mesh))
+        return result
+    finally:
+        checkpoints.wait()
+        checkpoints.close()
+
+
+def _loop(cfg: TrainConfig, trainer: Trainer, state: TrainState, train_batches: ResumableIterator,
+          eval_batches: Iterable[Batch] | None, run_dir: Path, checkpoints: Checkpoints) -> TrainResult:
+    start = step = int(state.step)
+    if cfg.peak_tflops_per_device is not None:
+        peak = cfg.peak_tflops_per_device * 1e12 * trainer.mesh.devices.size
+    else:
+        peak = measure_peak_flops(trainer.mesh, trainer.model_cfg.dtype)
+    throughput = Throughput(train_flops_per_token(trainer.model_cfg), peak)
+    log = MetricsLog(run_dir, start, cfg.steps, active=jax.process_index() == 0)
+    best = checkpoints.best()
+    host_rows = cfg.global_batch // jax.process_count()
+    data_state = train_batches.get_state()
+    saved, stopped = True, False  # saved: the current state is in a checkpoint (or is the start)
+    try:
+        with StopRequests() as signals:
+            while step < cfg.steps:
+                try:
+                    batch = next(train_batches)
+                except StopIteration:
+                    if not saved:
+                        checkpoints.save(state, data_state, None)
+                    raise ValueError(f"the train batches ran out after {step} of {cfg.steps} steps; give an "
+                                     "iterator that repeats, or fewer steps") from None
+                check_batch(batch, f"train batch {step + 1}", (host_rows, cfg.seq_len))
+                data_state = train_batches.get_state()
+                state, metrics = trainer.step(state, to_global(batch, trainer.mesh))
+                step += 1
+                log.advance()
+                if step == start + 1:  # the first step compiled; time from its end
+                    jax.block_until_ready(metrics)
+                    throughput.restart()
+                else:
+                    throughput.add(cfg.global_batch * cfg.seq_len)
+
+                record: dict[str, float] = {}
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    record = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    if throughput.tokens:
+                        record.update(throughput.rates())
+                eval_ppl = None
+                if eval_batches is not None and (step % cfg.checkpoint.eval_every == 0 or step == cfg.steps):
+                    eval_ppl = record["eval_ppl"] = evaluate(trainer, state.params, eval_batches)
+                    if best is None or eval_ppl < best[1]:
+                        best = (step, eval_ppl)
+                stopped = (signals.requested if jax.process_count() == 1
+                           else checkpoints.reached_preemption(step))
+                saved = (step % cfg.checkpoint.save_every == 0 or eval_ppl is not None
+                         or step == cfg.steps or stopped)
+                if saved:
+                    checkpoints.save(state, data_state, eval_ppl)
+                if record:
+                    log.write(step, record)
+                if record or saved:
+                    throughput.restart()
+                if stopped:
+                    print(f"stopped at step {step} of {cfg.steps}; run again on {run_dir} to resume")
+                    break
+        checkpoints.wait()
+        if not stopped:
+            _export(run_dir, trainer, state, checkpoints, best)
+    finally:
+        log.close()
+    return TrainResult(state.params, step, log.records, best, stopped)
