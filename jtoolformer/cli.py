@@ -6,7 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from jtoolformer.annotate.cli import add_annotate_command
 from jtoolformer.lm import DEFAULT_MODEL, load_model
+from jtoolformer.tools.cli import add_index_command
+from jtoolformer.train.cli import add_train_command
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-p", type=float, default=1.0)
     gen.add_argument("--seed", type=int, default=0)
     gen.set_defaults(func=_generate)
+
+    add_annotate_command(sub)
+    add_train_command(sub)
+    add_index_command(sub)
 
     demo = sub.add_parser("demo", help="the whole recipe on the embedded default model")
     _add_model_args(demo)

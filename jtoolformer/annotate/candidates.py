@@ -118,7 +118,7 @@ class CandidateSampler:
         position 0 skipped), and the device state stage 2 continues from."""
         rows = -(-len(docs) // self.lm.decoder.batch_multiple) * self.lm.decoder.batch_multiple
         width = _bucket(max(len(d.tail) for d in docs))
-        length = _bucket(len(self.head) + width + self.max_call_tokens + 1)
+        length = _bucket(len(self.head) + width + self.max_call_tokens + 1, 128)  # tools share shapes
         tails = np.zeros((rows, width), np.int32)
         valid = np.zeros((rows, width), bool)
         for r, d in enumerate(docs):
