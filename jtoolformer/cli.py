@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from jtoolformer.annotate.cli import add_annotate_command
+from jtoolformer.demo import add_demo_command
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.tools.cli import add_index_command
 from jtoolformer.train.cli import add_train_command
@@ -35,14 +36,6 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    lm = _load(args)
-    prompts = ["The capital of France is", "Out of 1400 participants, 400 passed the test, that is"]
-    for prompt, text in zip(prompts, lm.generate(prompts, args.max_new_tokens)):
-        print(f"{prompt}{text}\n")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jtoolformer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,10 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_command(sub)
     add_index_command(sub)
 
-    demo = sub.add_parser("demo", help="the whole recipe on the embedded default model")
-    _add_model_args(demo)
-    demo.add_argument("--max-new-tokens", type=int, default=24)
-    demo.set_defaults(func=_demo)
+    add_demo_command(sub)
     return parser
 
 

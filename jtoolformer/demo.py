@@ -13,7 +13,10 @@ from jtoolformer import yaml_config
 from jtoolformer.annotate.cli import annotate_corpus, format_table
 from jtoolformer.annotate.pipeline import AnnotateConfig
 from jtoolformer.data.corpus import DEMO_CORPUS
-from jtoolformer.lm import DEFAULT_MODEL
+from jtoolformer.lm import DEFAULT_MODEL, load_model
+from jtoolformer.train import train_on
+from jtoolformer.train.config import load_train_config
+from jtoolformer.train.loop import train_mesh
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PROMPTS = (
@@ -29,9 +32,19 @@ def run_demo(out: Path, model: str = DEFAULT_MODEL, documents: int = 40, progres
     stats = annotate_corpus(cfg, model, str(DEMO_CORPUS), out / "annotate", limit=documents, stride=7,
                             progress=progress)
     print(format_table(stats))
-    if not stats.get("_c_star_examples"):
-        print("No call passed the filter, so there is nothing to fine-tune on; generating with the base model.")
-    raise NotImplementedError
+    examples = stats.get("_c_star_examples", 0)
+    lm = None
+    if examples:
+        held_out = "1" if examples >= 4 else "0"
+        train_cfg = load_train_config(CONFIGS / "train_demo.yaml", [f"model={model}", f"data.held_out={held_out}"])
+        print(f"\n2/3 fine-tune on C* ({examples} examples), {train_cfg.steps} steps")
+        lm = load_model(model, mesh=train_mesh(train_cfg))
+        train_on(train_cfg, lm, out / "annotate", out / "train")
+    else:
+        print("\n2/3 no call passed the filter, so there is nothing to fine-tune on: the base model generates")
+        lm = load_model(model)
+    print("\n3/3 generate with tools")
+    show_generations(lm, PROMPTS)
 
 
 def add_demo_command(subparsers) -> None:
@@ -40,3 +53,8 @@ def add_demo_command(subparsers) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--documents", type=int, default=40, help="documents of the demo corpus to annotate")
     p.set_defaults(func=lambda args: run_demo(Path(args.out), args.model, args.documents) or 0)
+
+
+def show_generations(lm, prompts) -> None:
+    for prompt, text in zip(prompts, lm.generate(list(prompts), 32, stop=["\n"])):
+        print(f"{prompt}\033[1m{text}\033[0m")
