@@ -79,7 +79,7 @@ class Decoder:
         self._chunk = jax.jit(self._chunk_impl, static_argnames=("n_steps", "sampling"), donate_argnames="state")
         self._step = jax.jit(self.advance, donate_argnames="state")
         self._compact = jax.jit(self._compact_impl, donate_argnames="state")
-        self._grow = jax.jit(self._grow_impl, donate_argnames=("state", "cache"))
+        self._grow = jax.jit(self._grow_impl, donate_argnames="cache")
 
     def new_cache(self, batch: int, length: int) -> KVCache:
         cfg, mesh = self.cfg, self.mesh
