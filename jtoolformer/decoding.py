@@ -77,7 +77,9 @@ class Decoder:
         self.batch_multiple = mesh.shape["data"] * mesh.shape["fsdp"]
         self._prefill = jax.jit(self._prefill_impl, donate_argnames="cache")
         self._chunk = jax.jit(self._chunk_impl, static_argnames=("n_steps", "sampling"), donate_argnames="state")
-        self._step = jax.jit(self._step_impl, donate_argnames="state")
+        self._step = jax.jit(self.advance, donate_argnames="state")
+        self._compact = jax.jit(self._compact_impl, donate_argnames="state")
+        self._grow = jax.jit(self._grow_impl, donate_argnames="cache")
 
     def new_cache(self, batch: int, length: int) -> KVCache:
         cfg, mesh = self.cfg, self.mesh
@@ -94,27 +96,68 @@ class Decoder:
             logits = self.model.apply({"params": params}, hidden[:, -1], method=DecoderLM.project)
         return logits, cache, positions[:, -1] + 1
 
-    def _step_impl(self, params, state: DecodeState, tokens: jax.Array) -> DecodeState:
-        """Feeds tokens [B] (one per row) and returns the state with the next distribution."""
+    def advance(self, params, state: DecodeState, tokens: jax.Array, fed: jax.Array | None = None) -> DecodeState:
+        """Feeds tokens [B] (one per row) and returns the state with the next distribution. Traceable.
+
+        Rows where `fed` [B] is False take nothing: their slot of this step stays invalid, and their
+        position and next-token distribution stay as they were, so they can resume later unchanged.
+        """
         with activation_mesh(self.mesh):
             logits, cache = self.model.apply({"params": params}, tokens[:, None], state.positions[:, None],
-                                             cache=state.cache)
-        return state.replace(cache=cache, logits=logits[:, -1], positions=state.positions + 1)
+                                             cache=state.cache, token_valid=None if fed is None else fed[:, None])
+        if fed is None:
+            return state.replace(cache=cache, logits=logits[:, -1], positions=state.positions + 1)
+        return state.replace(cache=cache, logits=jnp.where(fed[:, None], logits[:, -1], state.logits),
+                             positions=state.positions + fed)
+
+    def _compact_impl(self, state: DecodeState) -> DecodeState:
+        cache = state.cache
+        order = jnp.argsort(~cache.valid, axis=1, stable=True)  # each row's valid slots first, in order
+        counts = jnp.sum(cache.valid, axis=1)
+
+        def take(x: jax.Array) -> jax.Array:
+            return jnp.take_along_axis(x, order[None, :, :, None, None], axis=2)
+
+        valid = jnp.arange(cache.length)[None] < counts[:, None]
+        return state.replace(cache=KVCache(take(cache.k), take(cache.v), valid, jnp.max(counts).astype(jnp.int32)))
+
+    def _grow_impl(self, state: DecodeState, cache: KVCache) -> DecodeState:
+        old = state.cache
+
+        def into(new: jax.Array, x: jax.Array) -> jax.Array:
+            return jax.lax.dynamic_update_slice(new, x, (0,) * x.ndim)
+
+        return state.replace(cache=KVCache(into(cache.k, old.k), into(cache.v, old.v), into(cache.valid, old.valid),
+                                           old.index))
+
+    def make_room(self, state: DecodeState, slots: int) -> DecodeState:
+        """A state whose cache has at least `slots` free slots after its next one to write: rows whose
+        steps left slots invalid (paused or finished rows) are compacted, and the cache grows if that
+        is not enough. Attention only sees valid slots in order, so no row's output changes."""
+        if int(state.cache.index) + slots <= state.cache.length:
+            return state
+        state = self._compact(state)
+        needed = int(state.cache.index) + slots
+        if needed > state.cache.length:
+            state = self._grow(state, self.new_cache(state.done.shape[0], _bucket(needed + state.cache.length // 2)))
+        return state
 
     def _chunk_impl(self, params, state: DecodeState, stop_ids: jax.Array, *, n_steps: int, sampling: Sampling):
         def body(state: DecodeState, _):
             key, sub = jax.random.split(state.key)
             token = jnp.where(state.done, NO_TOKEN, sample(state.logits, sub, sampling))
             done = state.done | jnp.any(token[:, None] == stop_ids, axis=1)
-            state = self._step_impl(params, state.replace(key=key), jnp.maximum(token, 0))
+            state = self.advance(params, state.replace(key=key), jnp.maximum(token, 0))
             return state.replace(done=done), token
 
         state, tokens = jax.lax.scan(body, state, None, length=n_steps)
         return state, tokens.T
 
     def start(self, params, prompts: Sequence[Sequence[int]], max_new_tokens: int, seed: int = 0,
-              pad_id: int = 0) -> tuple[DecodeState, int]:
-        """Prefills left-padded prompts; returns the state and the number of real rows."""
+              pad_id: int = 0, extra_slots: int = 0) -> tuple[DecodeState, int]:
+        """Prefills left-padded prompts; returns the state and the number of real rows.
+
+        `extra_slots` enlarges the cache beyond max_new_tokens (e.g. for tool results fed in later)."""
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token (add a BOS token to empty prompts)")
         n = len(prompts)
@@ -132,7 +175,8 @@ class Decoder:
             valid[r, width - len(p):] = True
         sharding = batch_sharding(self.mesh, tokens.shape)
         logits, cache, positions = self._prefill(
-            params, jax.device_put(tokens, sharding), jax.device_put(valid, sharding), self.new_cache(rows, length))
+            params, jax.device_put(tokens, sharding), jax.device_put(valid, sharding),
+            self.new_cache(rows, width + _bucket(max_new_tokens + extra_slots)))
         done = jnp.arange(rows) >= n
         return DecodeState(cache, logits, positions, done, jax.random.key(seed)), n
 

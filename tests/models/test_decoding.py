@@ -79,3 +79,23 @@ def test_sampled_generation_is_reproducible_for_a_seed(lm):
     b = lm.decoder.generate(lm.params, [[1, 2]], seed=7, **kw)
     c = lm.decoder.generate(lm.params, [[1, 2]], seed=8, **kw)
     assert a == b and a != c
+
+
+def test_rows_not_fed_resume_unchanged_through_compaction_and_growth(lm):
+    prompts = [[5, 17, 301], [2, 99, 7, 8, 9, 10], [42]]
+    dec = lm.decoder
+    state, _ = dec.start(lm.params, prompts, max_new_tokens=4)
+    seqs = [list(p) for p in prompts]
+    rng = np.random.default_rng(0)
+    for _ in range(120):  # far more steps than the cache has slots
+        fed = np.zeros(state.done.shape[0], bool)
+        fed[:3] = rng.random(3) < 0.6
+        tokens = np.asarray(rng.integers(1, 500, fed.shape), np.int32)
+        for r in np.flatnonzero(fed):
+            seqs[r].append(int(tokens[r]))
+        state = dec.make_room(state, 1)
+        state = dec._step(lm.params, state, jnp.asarray(tokens), jnp.asarray(fed))
+    assert state.cache.length > 64  # grown: compaction alone could not fit the longest row
+    for r, seq in enumerate(seqs):
+        np.testing.assert_allclose(np.asarray(state.logits[r]), full_logits(lm, seq)[-1], atol=1e-5, rtol=1e-5)
+        assert int(state.positions[r]) == len(seq)
