@@ -7,13 +7,17 @@ again, continues from what is there.
 from __future__ import annotations
 
 import argparse
+import datetime
 from pathlib import Path
 
 from jtoolformer import yaml_config
 from jtoolformer.annotate.cli import annotate_corpus, format_table
 from jtoolformer.annotate.pipeline import AnnotateConfig
 from jtoolformer.data.corpus import DEMO_CORPUS
+from jtoolformer.generate import ToolGenerator
 from jtoolformer.lm import DEFAULT_MODEL, load_model
+from jtoolformer.tools.base import ToolContext
+from jtoolformer.tools.registry import make_tools
 from jtoolformer.train import train_on
 from jtoolformer.train.config import load_train_config
 from jtoolformer.train.loop import train_mesh
@@ -23,6 +27,7 @@ PROMPTS = (
     "The bakery sold 245 loaves on Monday and 312 on Tuesday, so in the two days it sold",
     "Out of 1400 participants, 400 passed the test, that is",
     "The capital of France is",
+    "Out of 1400 participants, 400 (or [Calculator(400 / 1400) ->",  # a call the prompt opens: executed
 )
 
 
@@ -56,5 +61,11 @@ def add_demo_command(subparsers) -> None:
 
 
 def show_generations(lm, prompts) -> None:
-    for prompt, text in zip(prompts, lm.generate(list(prompts), 32, stop=["\n"])):
+    """Greedy decoding with the paper's top-10 trigger and one call per prompt; calls in colour."""
+    generator = ToolGenerator(lm, make_tools("calculator,calendar,wikisearch"))
+    context = ToolContext(date=datetime.date.today())
+    for prompt, gen in zip(prompts, generator(list(prompts), max_new_tokens=32, contexts=[context] * len(prompts))):
+        text = gen.text.split("\n")[0]
         print(f"{prompt}\033[1m{text}\033[0m")
+        for call in gen.calls:
+            print(f"    ↳ {call.tool}({call.input}) → {call.result!r} in {call.seconds * 1000:.0f} ms")
