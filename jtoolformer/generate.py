@@ -66,7 +66,8 @@ def generate_with_tools(
     chunk: int = 16,
     on_piece: OnPiece | None = None,
 ) -> list[Generation]:
-    """Continues each prompt by up to `max_new_tokens` chosen tokens (tool results come on top).
+    """Continues each prompt by up to `max_new_tokens` tokens the model chooses; tool results come on top
+    (a marker written as the last of them still gets its result).
 
     tools: names (any case) of the executor's tools the model may call; None: all of them; empty: the
       paper's "disabled" mode (API-start tokens get probability 0, nothing is executed).
@@ -183,7 +184,7 @@ class _Session:
             for r, row in enumerate(self.rows):
                 self._open_prompt_call(r, row, rows)
             self._submit(pool)
-            done = np.asarray(state.done)
+            done = np.array(state.done)  # a copy: the next chunk donates state
             while True:
                 self._collect_results()
                 unfinished = [r for r in range(n) if not done[r]]
@@ -201,7 +202,7 @@ class _Session:
                 state = lm.decoder.make_room(state, chunk)
                 state, rows, tokens, in_call = self.decoder.chunk(state, rows, forced, sampling=sampling,
                                                                   trigger_top_k=trigger_top_k)
-                done = np.asarray(state.done)
+                done = np.array(state.done)
                 for r in unfinished:
                     self._take(r, tokens[r], in_call[r], int(np.sum(forced[r] != NO_TOKEN)))
                     if rows.paused[r] and not done[r] and self.rows[r].waiting is None:

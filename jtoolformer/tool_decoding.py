@@ -104,18 +104,21 @@ class ToolDecoder:
             state, rows = carry
             key, sub = jax.random.split(state.key)
             is_forced = forced_now != NO_TOKEN
-            fed = ~state.done & ~rows.paused
+            spent = ~is_forced & (rows.tokens_left <= 0)  # e.g. after the result of a call its last token opened
+            fed = ~state.done & ~rows.paused & ~spent
             chosen = fed & ~is_forced
             token = jnp.where(is_forced, forced_now, self._choose(state.logits, rows, sub, classes, sampling,
                                                                    trigger_top_k))
             in_call = jnp.where(fed, (rows.in_call | classes.opens[token]) & ~classes.closes[token], rows.in_call)
             tokens_left = rows.tokens_left - chosen
-            done = state.done | (chosen & (classes.stops[token] | (tokens_left <= 0)))
+            stop = chosen & classes.stops[token]
+            paused = rows.paused | (chosen & in_call & classes.marks[token] & ~stop)
+            done = state.done | (~rows.paused & spent) | stop | (chosen & (tokens_left <= 0) & ~paused)
             rows = RowState(
                 in_call=in_call,
                 calls_left=rows.calls_left - (chosen & classes.opens[token] & ~rows.in_call),
                 tokens_left=tokens_left,
-                paused=rows.paused | (chosen & in_call & classes.marks[token] & ~done),
+                paused=paused,
             )
             state = self.lm.decoder.advance(params, state.replace(key=key), jnp.where(fed, token, 0), fed)
             return (state.replace(done=done), rows), (jnp.where(fed, token, NO_TOKEN), in_call)

@@ -1,4 +1,4 @@
-"""A tiny random GPT-J over SmolLM2's tokenizer, whose output-head bias steers which tokens win."""
+"""SmolLM2, and a tiny random GPT-J over its tokenizer whose output-head bias steers which tokens win."""
 
 from collections.abc import Mapping
 
@@ -12,8 +12,13 @@ from jtoolformer.models import ModelConfig
 
 
 @pytest.fixture(scope="session")
-def tokenizer():
-    return load_model().tokenizer  # SmolLM2's byte-level BPE: " [" and "[" are different tokens
+def smollm() -> LM:
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(smollm):
+    return smollm.tokenizer  # SmolLM2's byte-level BPE: " [" and "[" are different tokens
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,8 @@ def test_a_marker_the_model_writes_is_answered_at_once(tiny_lm, tokenizer, chunk
     assert out.text == " -> 0.29]" + " ->" * 5  # outside a call "->" is only text
     assert [(c.input, c.result) for c in out.calls] == [("400 / 1400", "0.29")]
     assert out.text == greedy_text(lm, prompt, 1) + " 0.29]" + greedy_text(lm, prompt + " -> 0.29]", 5)
+    [last] = gen([prompt], max_new_tokens=1)  # the marker is the last token it may choose; results are extra
+    assert last.text == " -> 0.29]" and len(last.calls) == 1
 
 
 def test_each_row_of_a_batch_gets_what_it_gets_alone(tiny_lm):
