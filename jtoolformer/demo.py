@@ -26,7 +26,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PROMPTS = (
     "The bakery sold 245 loaves on Monday and 312 on Tuesday, so in the two days it sold",
     "Out of 1400 participants, 400 passed the test, that is",
-    "The capital of France is",
+    "Of 2500 apples, 300 [Calculator(300 / 2500) -> 0.12] 12% were bad. Of 800 cars, 200 were red, which is",
     "Out of 1400 participants, 400 (or [Calculator(400 / 1400) ->",  # a call the prompt opens: executed
 )
 
