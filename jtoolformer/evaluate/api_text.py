@@ -8,9 +8,7 @@ from jtoolformer.evaluate.protocols import ALL_TOOLS
 
 # "[Tool(input) -> result]" or "[Tool(input)]", up to the first "]"; a call cut off by the
 # token budget runs to the end of the text.
-_CALL = re.compile(
-    r"\[\s*(?:%s)\s*\(.*?(?:\]|\Z)" % "|".join(ALL_TOOLS), re.IGNORECASE | re.DOTALL
-)
+_CALL = re.compile(rf"\[\s*(?:{'|'.join(ALL_TOOLS)})\s*\(.*?(?:\]|\Z)", re.IGNORECASE | re.DOTALL)
 
 
 def strip_api_calls(text: str) -> str:

@@ -19,7 +19,7 @@ def split_words(text: str) -> list[str]:
 
 
 def canonical_number(token: str) -> str:
-    """"1000.0" -> "1000", "2.50" -> "2.5"; other tokens unchanged."""
+    """Decimal zeros dropped: "1000.0" -> "1000", "2.50" -> "2.5"; other tokens unchanged."""
     if "." in token and token.replace(".", "", 1).isdigit():
         return token.rstrip("0").rstrip(".")
     return token

@@ -68,7 +68,10 @@ def test_lama_trex_uses_relations_jsonl_templates(sources: DataSources) -> None:
 
 def test_math_loaders(sources: DataSources) -> None:
     asdiv = _load("asdiv", sources)
-    assert [(e.id, e.answers) for e in asdiv] == [("nluds-fx01", ("9",)), ("nluds-fx02", ("75",))]  # 3:2 skipped
+    assert [(e.id, e.answers) for e in asdiv] == [
+        ("nluds-fx01", ("9",)),
+        ("nluds-fx02", ("75",)),
+    ]  # 3:2 skipped
     assert asdiv[0].prompt == (
         "Seven red apples and two green apples are in the basket. "
         "How many apples are in the basket? The answer is"
@@ -76,12 +79,18 @@ def test_math_loaders(sources: DataSources) -> None:
     svamp = _load("svamp", sources)
     assert [(e.id, e.answers) for e in svamp] == [("chal-fx1", ("51.0",)), ("chal-fx2", ("12.5",))]
     assert svamp[0].prompt.startswith("Each pack of markers costs 76 dollars. If there")
-    assert svamp[0].prompt.endswith("each pack How much do you have to pay to buy each pack? The answer is")
+    assert svamp[0].prompt.endswith(
+        "each pack How much do you have to pay to buy each pack? The answer is"
+    )
     mawps = _load("mawps", sources)
     # AddSub-2 has two solutions (a system of equations) and is skipped.
-    assert [(e.id, e.answers) for e in mawps] == [("AddSub-1", ("43.0",)), ("SingleOp-7", ("24.0",))]
+    assert [(e.id, e.answers) for e in mawps] == [
+        ("AddSub-1", ("43.0",)),
+        ("SingleOp-7", ("24.0",)),
+    ]
     assert mawps[1].prompt == (
-        "Sara has 3 bags with 8 marbles in each bag . How many marbles does Sara have ? The answer is"
+        "Sara has 3 bags with 8 marbles in each bag . "
+        "How many marbles does Sara have ? The answer is"
     )
 
 
@@ -106,9 +115,13 @@ def test_qa_reads_a_prepared_tfds_dataset(sources: DataSources, tmp_path: Path) 
 
     release = sources.data_dir / "qa" / "webquestions.examples.test.json"
     with mock.patch.object(
-        tfds.download.DownloadManager, "download", lambda self, urls: {split: release for split in urls}
+        tfds.download.DownloadManager,
+        "download",
+        lambda self, urls: {split: release for split in urls},
     ):
-        tfds.builder("web_questions", data_dir=sources.tfds_data_dir, file_format="array_record").download_and_prepare()
+        tfds.builder(
+            "web_questions", data_dir=sources.tfds_data_dir, file_format="array_record"
+        ).download_and_prepare()
     # The release file is gone: the examples can only come from TFDS.
     no_release = DataSources(tmp_path / "no-release", sources.tfds_data_dir)
     from_tfds = {(e.prompt, e.answers) for e in _load("webqs", no_release)}
@@ -117,12 +130,19 @@ def test_qa_reads_a_prepared_tfds_dataset(sources: DataSources, tmp_path: Path) 
 
 def test_mlqa_has_six_languages_with_english_context(sources: DataSources) -> None:
     counts = {name: len(_load(name, sources)) for name in resolve_tasks_names("mlqa")}
-    assert counts == {"mlqa_es": 2, "mlqa_de": 1, "mlqa_hi": 1, "mlqa_vi": 1, "mlqa_zh": 1, "mlqa_ar": 1}
+    assert counts == {
+        "mlqa_es": 2,
+        "mlqa_de": 1,
+        "mlqa_hi": 1,
+        "mlqa_vi": 1,
+        "mlqa_zh": 1,
+        "mlqa_ar": 1,
+    }
     es = _load("mlqa_es", sources)
     assert es[0].prompt == (
-        "Your task is to answer a question based on the following paragraph: Fixtureville is a small "
-        "city on the banks of the Fixture River. It was founded in 1642 by settlers. Now answer the "
-        "following question in English: ¿Qué río atraviesa la ciudad?"
+        "Your task is to answer a question based on the following paragraph: Fixtureville is a "
+        "small city on the banks of the Fixture River. It was founded in 1642 by settlers. Now "
+        "answer the following question in English: ¿Qué río atraviesa la ciudad?"
     )
     assert es[0].answers == ("the Fixture River", "Fixture River")
     assert _load("mlqa_zh", sources)[0].prompt.endswith("哪条河流经这座城市？")
@@ -148,12 +168,14 @@ def test_dateset_task_uses_the_qa_prompt_and_current_dates(sources: DataSources)
 def test_perplexity_texts(sources: DataSources) -> None:
     articles = _load("wikitext", sources)
     assert len(articles) == 2  # " = = History = = " is a section, not an article
-    assert articles[0].startswith("= Fixture Article One =") and articles[0].endswith("It was written in 2026 .")
+    assert articles[0].startswith("= Fixture Article One =") and articles[0].endswith(
+        "It was written in 2026 ."
+    )
     assert articles[1].startswith("= Second Fixture =")
     assert _load("ccnet", sources)[2] == "A third one, short."
-    assert list(split_wikitext_articles(iter([" \n", " = A = \n", " x \n", " = B = \n", " y \n"]))) == [
-        "= A = \n x", "= B = \n y"
-    ]
+    assert list(
+        split_wikitext_articles(iter([" \n", " = A = \n", " x \n", " = B = \n", " y \n"]))
+    ) == ["= A = \n x", "= B = \n y"]
 
 
 @pytest.mark.parametrize(
@@ -162,13 +184,19 @@ def test_perplexity_texts(sources: DataSources) -> None:
         ("lama_squad", "lama/Squad/test.jsonl", "https://dl.fbaipublicfiles.com/LAMA/data.zip"),
         ("asdiv", "math/ASDiv.xml", "nlu-asdiv-dataset"),
         ("mawps", "math/mawps", "lSolutions"),
-        ("webqs", "qa/webquestions.examples.test.json", "tfds build web_questions --file_format=array_record"),
+        (
+            "webqs",
+            "qa/webquestions.examples.test.json",
+            "tfds build web_questions --file_format=array_record",
+        ),
         ("mlqa_de", "mlqa/MLQA_V1/test/test-context-en-question-de.json", "MLQA_V1.zip"),
         ("templama", "templama/test.json", "templama/test.json"),
         ("wikitext", "perplexity/wiki.test.raw", "wikitext-103-raw-v1.zip"),
     ],
 )
-def test_missing_data_says_where_to_get_it(tmp_path: Path, task: str, missing: str, hint: str) -> None:
+def test_missing_data_says_where_to_get_it(
+    tmp_path: Path, task: str, missing: str, hint: str
+) -> None:
     empty = DataSources(tmp_path / "data", tmp_path)
     with pytest.raises(MissingDataError) as error:
         _load(task, empty)
@@ -178,13 +206,25 @@ def test_missing_data_says_where_to_get_it(tmp_path: Path, task: str, missing: s
 
 def test_unknown_relation_template_is_an_error(tmp_path: Path) -> None:
     shutil.copytree(Path(__file__).parent / "fixtures" / "lama", tmp_path / "lama")
-    (tmp_path / "lama" / "TREx" / "P999.jsonl").write_text(json.dumps({"uuid": "x", "sub_label": "A", "obj_label": "B"}) + "\n")
+    (tmp_path / "lama" / "TREx" / "P999.jsonl").write_text(
+        json.dumps({"uuid": "x", "sub_label": "A", "obj_label": "B"}) + "\n"
+    )
     with pytest.raises(ValueError, match="P999"):
         _load("lama_trex", DataSources(tmp_path))
 
 
 def test_resolve_tasks() -> None:
-    assert resolve_tasks_names("lama, asdiv,lama_trex") == ["lama_squad", "lama_google_re", "lama_trex", "asdiv"]
-    assert resolve_tasks_names("temporal,perplexity") == ["templama", "dateset", "wikitext", "ccnet"]
+    assert resolve_tasks_names("lama, asdiv,lama_trex") == [
+        "lama_squad",
+        "lama_google_re",
+        "lama_trex",
+        "asdiv",
+    ]
+    assert resolve_tasks_names("temporal,perplexity") == [
+        "templama",
+        "dateset",
+        "wikitext",
+        "ccnet",
+    ]
     with pytest.raises(ValueError, match="unknown task 'lamma'"):
         resolve_tasks("lamma")

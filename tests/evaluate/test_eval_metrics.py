@@ -47,7 +47,9 @@ def test_matching_is_normalised() -> None:
     assert lama_correct("THE BEATLES, of course.", ["Beatles"])
     assert lama_correct("about 1,000 people", ["1000"])
     assert lama_correct("on the 14th.", ["14"])
-    assert not lama_correct("the answer", ["The"])  # an answer that normalises to nothing never matches
+    assert not lama_correct(
+        "the answer", ["The"]
+    )  # an answer that normalises to nothing never matches
     assert not lama_correct("Parisian food", ["Paris"])  # whole words only
 
 

@@ -28,7 +28,14 @@ def test_normalize_answer(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("token", "expected"),
-    [("100", "100"), ("100.0", "100"), ("100.00", "100"), ("0.50", "0.5"), ("0.0", "0"), ("abc", "abc")],
+    [
+        ("100", "100"),
+        ("100.0", "100"),
+        ("100.00", "100"),
+        ("0.50", "0.5"),
+        ("0.0", "0"),
+        ("abc", "abc"),
+    ],
 )
 def test_canonical_number_drops_only_trailing_decimal_zeros(token: str, expected: str) -> None:
     assert canonical_number(token) == expected

@@ -33,10 +33,9 @@ FIRST_CURRENT_DATE = datetime.date(2000, 1, 1)
 LAST_CURRENT_DATE = datetime.date(2029, 12, 31)
 MAX_OFFSET_DAYS = 4 * 365
 
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+WEEKDAYS = tuple("Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split())
+MONTHS = tuple(
+    "January February March April May June July August September October November December".split()
 )
 FIELDS: dict[str, Callable[[datetime.date], str]] = {
     "day of the week": lambda d: WEEKDAYS[d.weekday()],
@@ -63,7 +62,7 @@ class DateQuestion:
 
 
 def format_date(day: datetime.date) -> str:
-    """"August 14, 2020"."""
+    """Formats as "August 14, 2020"."""
     return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
 
 
@@ -127,9 +126,21 @@ def _candidates(
 ) -> Iterator[tuple[str, str, str]]:
     """(template, question, answer) for every way the templates can be filled for one date."""
     yield "days_between", f"How many days ago was {format_date(past)}?", str((current - past).days)
-    yield "days_between", f"How many days are there until {format_date(future)}?", str((future - current).days)
-    yield "weekday_on", f"What day of the week was it on {format_date(past)}?", FIELDS["day of the week"](past)
-    yield "weekday_on", f"What day of the week is it on {format_date(future)}?", FIELDS["day of the week"](future)
+    yield (
+        "days_between",
+        f"How many days are there until {format_date(future)}?",
+        str((future - current).days),
+    )
+    yield (
+        "weekday_on",
+        f"What day of the week was it on {format_date(past)}?",
+        FIELDS["day of the week"](past),
+    )
+    yield (
+        "weekday_on",
+        f"What day of the week is it on {format_date(future)}?",
+        FIELDS["day of the week"](future),
+    )
     ahead = (future - current).days
     for field, value in FIELDS.items():
         yield "days_ahead", f"What {field} will it be in {_count(ahead, 'days')}?", value(future)

@@ -86,7 +86,9 @@ def load_google_re(sources: DataSources) -> Iterator[Example]:
         for row in read_jsonl(path):
             relation = row["pred"].rsplit("/", 1)[-1]
             if relation not in templates:
-                raise ValueError(f"{path}: relation {relation!r} has no template in {_GOOGLE_RE_TEMPLATES}")
+                raise ValueError(
+                    f"{path}: relation {relation!r} has no template in {_GOOGLE_RE_TEMPLATES}"
+                )
             statement = _fill(templates[relation], row["sub_label"])
             if example := lama_example(row["uuid"], statement, row["obj_label"]):
                 yield example

@@ -44,7 +44,8 @@ def load_asdiv(sources: DataSources) -> Iterator[Example]:
     path = require_file(
         _math_dir(sources) / "ASDiv.xml",
         "ASDiv",
-        "Get dataset/ASDiv.xml from https://github.com/chaochun/nlu-asdiv-dataset and put it there.",
+        "Get dataset/ASDiv.xml from https://github.com/chaochun/nlu-asdiv-dataset "
+        "and put it there.",
     )
     for problem in ElementTree.parse(path).getroot().iter("Problem"):
         answer = _ASDIV_ANSWER.fullmatch(problem.findtext("Answer", ""))
@@ -64,7 +65,9 @@ def load_svamp(sources: DataSources) -> Iterator[Example]:
     )
     for row in json.loads(path.read_text(encoding="utf-8")):
         yield Example(
-            id=row["ID"], prompt=math_prompt(row["Body"], row["Question"]), answers=(str(row["Answer"]),)
+            id=row["ID"],
+            prompt=math_prompt(row["Body"], row["Question"]),
+            answers=(str(row["Answer"]),),
         )
 
 
@@ -74,7 +77,8 @@ def load_mawps(sources: DataSources) -> Iterator[Example]:
     if not files:
         raise MissingDataError(
             f"MAWPS not found: no *.json in {folder}. Get the MAWPS dataset files "
-            "(https://github.com/sroy9/mawps; lists of {iIndex, sQuestion, lSolutions}) and put them there."
+            "(https://github.com/sroy9/mawps; lists of {iIndex, sQuestion, lSolutions}) "
+            "and put them there."
         )
     for path in files:
         for row in json.loads(path.read_text(encoding="utf-8")):

@@ -24,16 +24,23 @@ PROMPT = (
 
 def load_mlqa(sources: DataSources, language: str) -> Iterator[Example]:
     path = require_file(
-        sources.data_dir / "mlqa" / "MLQA_V1" / "test" / f"test-context-en-question-{language}.json",
+        sources.data_dir
+        / "mlqa"
+        / "MLQA_V1"
+        / "test"
+        / f"test-context-en-question-{language}.json",
         f"MLQA ({language})",
-        f"Download https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip and unzip it into {sources.data_dir / 'mlqa'}.",
+        "Download https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip and unzip it into "
+        f"{sources.data_dir / 'mlqa'}.",
     )
     for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:
                 yield Example(
                     id=qa["id"],
-                    prompt=PROMPT.format(context=paragraph["context"].strip(), question=qa["question"].strip()),
+                    prompt=PROMPT.format(
+                        context=paragraph["context"].strip(), question=qa["question"].strip()
+                    ),
                     answers=tuple(dict.fromkeys(a["text"] for a in qa["answers"])),
                 )
 

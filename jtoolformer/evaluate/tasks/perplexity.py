@@ -22,11 +22,11 @@ _ARTICLE_HEADING = re.compile(r"^ = [^=].* = $")
 def split_wikitext_articles(lines: Iterator[str]) -> Iterator[str]:
     article: list[str] = []
     for line in lines:
-        if _ARTICLE_HEADING.match(line.rstrip("\n")) and any(l.strip() for l in article):
+        if _ARTICLE_HEADING.match(line.rstrip("\n")) and "".join(article).strip():
             yield "".join(article).strip()
             article = []
         article.append(line)
-    if any(l.strip() for l in article):
+    if "".join(article).strip():
         yield "".join(article).strip()
 
 
@@ -45,7 +45,8 @@ def load_ccnet(sources: DataSources) -> Iterator[str]:
     path = require_file(
         sources.data_dir / "perplexity" / "ccnet_heldout.jsonl",
         "Held-out corpus texts",
-        'Write held-out corpus documents (not used for training) there as JSON lines {"text": ...}.',
+        "Write held-out corpus documents (not used for training) there "
+        'as JSON lines {"text": ...}.',
     )
     for row in read_jsonl(path):
         yield row["text"]

@@ -73,7 +73,9 @@ _WEBQS_ANSWER = re.compile(r'\(description (?:"((?:[^"\\]|\\.)*)"|([^)]*))\)')
 
 def _read_webqs(path: Path) -> Iterator[QuestionAnswers]:
     for row in json.loads(path.read_text(encoding="utf-8")):
-        answers = tuple(quoted or bare for quoted, bare in _WEBQS_ANSWER.findall(row["targetValue"]))
+        answers = tuple(
+            quoted or bare for quoted, bare in _WEBQS_ANSWER.findall(row["targetValue"])
+        )
         yield row["utterance"], answers
 
 
@@ -93,21 +95,27 @@ def _read_triviaqa(path: Path) -> Iterator[QuestionAnswers]:
 
 _SETS = (
     _QASet(
-        "webqs", "web_questions", "test",
+        "webqs",
+        "web_questions",
+        "test",
         lambda r: (r["question"], tuple(r["answers"])),
         "webquestions.examples.test.json",
         "https://worksheets.codalab.org/worksheets/0xba659fe363cb46e7a505c5b6a774dc8a",
         _read_webqs,
     ),
     _QASet(
-        "nq", "natural_questions_open", "validation",
+        "nq",
+        "natural_questions_open",
+        "validation",
         lambda r: (r["question"], tuple(r["answer"])),
         "NQ-open.dev.jsonl",
         "https://github.com/google-research-datasets/natural-questions/tree/master/nq_open",
         _read_nq,
     ),
     _QASet(
-        "triviaqa", "trivia_qa/unfiltered.nocontext", "validation",
+        "triviaqa",
+        "trivia_qa/unfiltered.nocontext",
+        "validation",
         lambda r: (r["question"], _trivia_answers(r["answer"]["aliases"], r["answer"]["value"])),
         "triviaqa-unfiltered/unfiltered-web-dev.json",
         "http://nlp.cs.washington.edu/triviaqa/ (triviaqa-unfiltered.tar.gz)",

@@ -19,7 +19,13 @@ import zlib
 from collections.abc import Iterator
 
 from jtoolformer.evaluate.metrics import lama_correct
-from jtoolformer.evaluate.tasks.base import DataSources, Example, GenerationTask, read_jsonl, require_file
+from jtoolformer.evaluate.tasks.base import (
+    DataSources,
+    Example,
+    GenerationTask,
+    read_jsonl,
+    require_file,
+)
 from jtoolformer.evaluate.tasks.dateset import generate_dateset
 from jtoolformer.evaluate.tasks.lama import MASK, PROMPT, text_before_final_mask
 from jtoolformer.evaluate.tasks.qa import qa_prompt
@@ -38,7 +44,7 @@ def load_templama(sources: DataSources) -> Iterator[Example]:
     path = require_file(
         sources.data_dir / "templama" / "test.json",
         "TempLAMA",
-        "Get test.json from https://storage.googleapis.com/gresearch/templama/test.json and put it there.",
+        "Get https://storage.googleapis.com/gresearch/templama/test.json and put it there.",
     )
     for row in read_jsonl(path):
         prefix = text_before_final_mask(row["query"].replace("_X_", MASK))

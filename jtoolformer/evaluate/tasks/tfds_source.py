@@ -17,7 +17,9 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-def tfds_records(name: str, split: str, tfds_data_dir: Path | None) -> Iterator[dict[str, Any]] | None:
+def tfds_records(
+    name: str, split: str, tfds_data_dir: Path | None
+) -> Iterator[dict[str, Any]] | None:
     """The records of ``name``'s ``split`` (text decoded to str), or None when the TFDS data dir
     (None: TFDS's default) does not hold a prepared copy."""
     import tensorflow_datasets as tfds  # slow to import; only QA tasks need it
@@ -30,8 +32,9 @@ def tfds_records(name: str, split: str, tfds_data_dir: Path | None) -> Iterator[
         return None
     if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
         raise ValueError(
-            f"TFDS dataset {name} in {builder.data_dir} is stored as {builder.info.file_format.value}; "
-            f"reading it without TensorFlow needs array_record: rebuild it with "
+            f"TFDS dataset {name} in {builder.data_dir} is stored as "
+            f"{builder.info.file_format.value}; reading it without TensorFlow needs array_record: "
+            "rebuild it with "
             f"`tfds build {name} --file_format=array_record`."
         )
     source = builder.as_data_source(split)
