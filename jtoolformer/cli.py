@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from jtoolformer.annotate.cli import add_annotate_command
 from jtoolformer.demo import add_demo_command
+from jtoolformer.evaluate.cli import add_eval_command
+from jtoolformer.evaluate.model import make_generator_and_scorer
 from jtoolformer.generate_cli import add_generate_command
 from jtoolformer.tools.cli import add_index_command
 from jtoolformer.train.cli import add_train_command
@@ -21,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_annotate_command(sub)
     add_train_command(sub)
     add_index_command(sub)
+    add_eval_command(sub, make_generator_and_scorer)
 
     add_demo_command(sub)
     return parser
