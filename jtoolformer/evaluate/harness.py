@@ -25,6 +25,13 @@ def _mean(flags: Sequence[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
+def _first(items: Iterator[Item], limit: int | None, task: str, data: DataSources) -> list[Item]:
+    first = list(islice(items, limit))
+    if not first:
+        raise ValueError(f"task {task} has no examples (data dir {data.data_dir}, limit {limit})")
+    return first
+
+
 def _in_batches(
     items: list[Item], batch_size: int, label: str, run: Callable[[list[Item]], Sequence[Output]]
 ) -> Iterator[tuple[Item, Output]]:
@@ -134,16 +141,13 @@ def evaluate(
         raise ValueError(f"no mode given; choose from {list(MODES)}")
     results: list[TaskResult] = []
     for task in tasks:
-        items = list(islice(task.load(data), limit))
-        if not items:
-            raise ValueError(
-                f"task {task.name} has no examples (data dir {data.data_dir}, limit {limit})"
-            )
         if isinstance(task, PerplexityTask):
-            runs = [_run_perplexity(scorer, task, items, batch_size)]
+            texts = _first(task.load(data), limit, task.name, data)
+            runs = [_run_perplexity(scorer, task, texts, batch_size)]
         else:
+            examples = _first(task.load(data), limit, task.name, data)
             runs = [
-                _run_generation(generator, task, items, mode, trigger_top_k, batch_size)
+                _run_generation(generator, task, examples, mode, trigger_top_k, batch_size)
                 for mode in dict.fromkeys(modes)
             ]
         for result, records in runs:

@@ -10,21 +10,31 @@ from typing import Protocol
 ALL_TOOLS: tuple[str, ...] = ("calculator", "calendar", "wikisearch", "qa", "mt")
 
 
+# Members are read-only properties so that frozen dataclasses and NamedTuples fit as well.
 class ToolCall(Protocol):
-    tool: str  # lower-case tool name, one of ALL_TOOLS
-    input: str
-    result: str
+    @property
+    def tool(self) -> str:
+        """Lower-case tool name, one of ALL_TOOLS."""
+        ...
+
+    @property
+    def input(self) -> str: ...
+
+    @property
+    def result(self) -> str: ...
 
 
 class Generation(Protocol):
-    """One prompt's generation.
+    """One prompt's generation."""
 
-    ``text`` is the continuation only (not the prompt). Calls may appear in it inline
-    (``[QA(...) -> ...]``); the harness removes them before scoring.
-    """
+    @property
+    def text(self) -> str:
+        """The continuation only (not the prompt). Calls may appear in it inline
+        (``[QA(...) -> ...]``); the harness removes them before scoring."""
+        ...
 
-    text: str
-    calls: Sequence[ToolCall]
+    @property
+    def calls(self) -> Sequence[ToolCall]: ...
 
 
 class Generator(Protocol):
@@ -36,7 +46,7 @@ class Generator(Protocol):
         tools: Sequence[str],
         trigger_top_k: int | None,
         calendar_dates: Sequence[datetime.date | None],
-    ) -> list[Generation]:
+    ) -> Sequence[Generation]:
         """Greedy generation, one Generation per prompt, in order.
 
         tools: the tools the model may call; () disables calls (p(<API>) = 0).
@@ -49,6 +59,6 @@ class Generator(Protocol):
 
 
 class Scorer(Protocol):
-    def __call__(self, texts: list[str]) -> list[tuple[float, int]]:
+    def __call__(self, texts: list[str]) -> Sequence[tuple[float, int]]:
         """Per text of any length: (sum of token NLLs in nats, number of tokens scored)."""
         ...

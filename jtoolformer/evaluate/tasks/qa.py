@@ -52,6 +52,7 @@ class _QASet:
 
     def load(self, sources: DataSources) -> Iterator[Example]:
         records = tfds_records(self.tfds_name, self.tfds_split, sources.tfds_data_dir)
+        pairs: Iterator[QuestionAnswers]
         if records is not None:
             pairs = (self.from_tfds(record) for record in records)
         else:
@@ -95,31 +96,34 @@ def _read_triviaqa(path: Path) -> Iterator[QuestionAnswers]:
 
 _SETS = (
     _QASet(
-        "webqs",
-        "web_questions",
-        "test",
-        lambda r: (r["question"], tuple(r["answers"])),
-        "webquestions.examples.test.json",
-        "https://worksheets.codalab.org/worksheets/0xba659fe363cb46e7a505c5b6a774dc8a",
-        _read_webqs,
+        name="webqs",
+        tfds_name="web_questions",
+        tfds_split="test",
+        from_tfds=lambda r: (r["question"], tuple(r["answers"])),
+        release_file="webquestions.examples.test.json",
+        release_url="https://worksheets.codalab.org/worksheets/0xba659fe363cb46e7a505c5b6a774dc8a",
+        read_release=_read_webqs,
     ),
     _QASet(
-        "nq",
-        "natural_questions_open",
-        "validation",
-        lambda r: (r["question"], tuple(r["answer"])),
-        "NQ-open.dev.jsonl",
-        "https://github.com/google-research-datasets/natural-questions/tree/master/nq_open",
-        _read_nq,
+        name="nq",
+        tfds_name="natural_questions_open",
+        tfds_split="validation",
+        from_tfds=lambda r: (r["question"], tuple(r["answer"])),
+        release_file="NQ-open.dev.jsonl",
+        release_url="https://github.com/google-research-datasets/natural-questions/tree/master/nq_open",
+        read_release=_read_nq,
     ),
     _QASet(
-        "triviaqa",
-        "trivia_qa/unfiltered.nocontext",
-        "validation",
-        lambda r: (r["question"], _trivia_answers(r["answer"]["aliases"], r["answer"]["value"])),
-        "triviaqa-unfiltered/unfiltered-web-dev.json",
-        "http://nlp.cs.washington.edu/triviaqa/ (triviaqa-unfiltered.tar.gz)",
-        _read_triviaqa,
+        name="triviaqa",
+        tfds_name="trivia_qa/unfiltered.nocontext",
+        tfds_split="validation",
+        from_tfds=lambda r: (
+            r["question"],
+            _trivia_answers(r["answer"]["aliases"], r["answer"]["value"]),
+        ),
+        release_file="triviaqa-unfiltered/unfiltered-web-dev.json",
+        release_url="http://nlp.cs.washington.edu/triviaqa/ (triviaqa-unfiltered.tar.gz)",
+        read_release=_read_triviaqa,
     ),
 )
 
