@@ -7,6 +7,7 @@ import argparse
 import datetime as dt
 import sys
 
+from jtoolformer.cli_args import add_model_args, load_from_args
 from jtoolformer.decoding import Sampling
 from jtoolformer.generate import CallRecord, PieceKind, ToolGenerator
 from jtoolformer.tools.base import ToolContext
@@ -18,10 +19,8 @@ _RESET, _DIM = "\033[0m", "\033[2m"
 
 def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds `generate PROMPT... [--tools …]`; the parsed args carry `func(args) -> int`."""
-    from jtoolformer.cli import _add_model_args  # here, not at the top: jtoolformer.cli imports this module
-
     parser = subparsers.add_parser("generate", help="continue prompts, calling tools (calls shown as they happen)")
-    _add_model_args(parser)
+    add_model_args(parser)
     parser.add_argument("prompts", nargs="+")
     parser.add_argument("--tools", default="calculator,calendar,wikisearch",
                         help="comma-separated: calculator,calendar,wikisearch,qa,mt")
@@ -43,9 +42,8 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
 
 
 def run_generate_command(args: argparse.Namespace) -> int:
-    from jtoolformer.cli import _load
 
-    lm = _load(args)
+    lm = load_from_args(args)
     if lm.tokenizer is None:
         raise SystemExit(f"jtoolformer generate: model {args.model!r} has no tokenizer; use a checkpoint directory "
                          "with tokenizer.json, a .gguf, or smollm2-135m")

@@ -71,7 +71,7 @@ def naive_annotate(model, tok, tool, docs, k: int, m: int, max_call_tokens: int)
                     losses.append(-sum(WEIGHTS[t] * float(logp[s + i + t - 1, x[i + t]])
                                        for t in range(5) if i + t < len(x)))
                 scored += 1
-                kept += min(losses[1], losses[2]) - losses[0] >= tool.sampling.filter_threshold
+                kept += int(min(losses[1], losses[2]) - losses[0] >= tool.sampling.filter_threshold)
     return scored, kept
 
 

@@ -16,13 +16,13 @@ from jtoolformer.tools.registry import make_tools
 
 
 def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mesh_sizes: str = "-1,1,1",
-                    data_dir: str | None = None, limit: int = 0, progress: bool = True) -> dict:
-    """Loads the model and tools, annotates this host's share of the corpus; returns the statistics."""
+                    data_dir: str | None = None, limit: int = 0, stride: int = 1, progress: bool = True) -> dict:
+    """Loads the model and tools, annotates this host's share of every `stride`-th document of the
+    corpus (the first `limit` of them, when given); returns the statistics."""
     lm = load_model(model, mesh=make_mesh(*(int(x) for x in mesh_sizes.split(","))))
     tools = make_tools(cfg.tools, generator=lm)
     documents = open_corpus(corpus, data_dir or str(out / "corpus_tfds"))
-    if limit:
-        documents = documents[: min(limit, len(documents))]
+    documents = documents[::stride][: limit or None]
     out.mkdir(parents=True, exist_ok=True)
     yaml_config.save(cfg, out / "annotate_config.yaml")
     return run_annotation(Annotator(lm, tools, cfg), documents, out, process_index=jax.process_index(),

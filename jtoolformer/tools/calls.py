@@ -41,6 +41,9 @@ class FoundCall:
     result: str | None  # None: no arrow, e(c); "": an arrow and nothing after it, e(c, ε)
     start: int
     end: int
+    # Where what follows the arrow begins: text[result_start:end] is the result and "]", the part
+    # decoding appends rather than samples. None without an arrow.
+    result_start: int | None = None
 
 
 def format_call(call: ToolCall, result: str | None = None, *, quoted: bool = False) -> str:
@@ -81,8 +84,10 @@ def find_calls(text: str, tool_names: Collection[str] | None = None) -> list[Fou
     for match in _BRACKETED.finditer(text):
         parsed = _parse_body(match.group(1), names)
         if parsed is not None:
-            call, result = parsed
-            found.append(FoundCall(call, result, match.start(), match.end()))
+            call, result, after_arrow = parsed
+            body_start = match.start(1)
+            result_start = None if after_arrow is None else body_start + after_arrow
+            found.append(FoundCall(call, result, match.start(), match.end(), result_start))
     return found
 
 
@@ -97,13 +102,15 @@ def parse_partial_call(text: str, tool_names: Collection[str]) -> ToolCall | Non
     return parsed[0] if parsed is not None else None
 
 
-def _parse_body(body: str, names: dict[str, str] | None) -> tuple[ToolCall, str | None] | None:
-    """Parses what lies between "[" and "]": `Tool(input)`, optionally followed by an arrow and a result."""
-    head, result = body, None
+def _parse_body(body: str, names: dict[str, str] | None) -> tuple[ToolCall, str | None, int | None] | None:
+    """Parses what lies between "[" and "]": `Tool(input)`, optionally followed by an arrow and a result.
+    Returns the call, the result and the offset in `body` just after the arrow (None without one)."""
+    head, result, after_arrow = body, None, None
     arrow_at = min(((body.find(a), a) for a in ARROWS if a in body), default=None)
     if arrow_at is not None:
         at, arrow = arrow_at
-        head, result = body[:at], body[at + len(arrow):].strip()
+        after_arrow = at + len(arrow)
+        head, result = body[:at], body[after_arrow:].strip()
     head = head.rstrip()
     match = _HEAD.match(head)
     if match is None or not head.endswith(")") or len(head) <= match.end():
@@ -111,7 +118,7 @@ def _parse_body(body: str, names: dict[str, str] | None) -> tuple[ToolCall, str 
     name = match.group(1) if names is None else names.get(match.group(1).lower())
     if name is None:
         return None
-    return ToolCall(name, _unquote(head[match.end(): -1].strip())), result
+    return ToolCall(name, _unquote(head[match.end(): -1].strip())), result, after_arrow
 
 
 def _canonical_names(tool_names: Collection[str] | None) -> dict[str, str] | None:

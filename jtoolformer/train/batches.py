@@ -1,9 +1,10 @@
 """What the train loop consumes: host batches of packed rows, and their assembly into global arrays.
 
-A batch is a dict of numpy arrays [rows, seq_len]: `inputs`, `targets`, `positions` (restarting at 0
-for every packed text), `segment_ids` (1..n per row, 0 = padding) int32, and `loss_mask` float32 (1.0
-where the target counts). On a multi-host run each host hands over its contiguous share of the rows
-of every global batch, host h of n rows [h·B/n, (h+1)·B/n).
+A batch is a dict of numpy arrays [rows, seq_len], the rows `jtoolformer.data.packing` builds:
+`inputs`, `targets`, `positions` (restarting at 0 for every packed text), `segment_ids` (1..n per row,
+0 = padding) int32, and `loss_mask` float32 (1.0 where the target counts). On a multi-host run each
+host hands over its contiguous share of the rows of every global batch, host h of n rows
+[h·B/n, (h+1)·B/n).
 """
 
 from __future__ import annotations
@@ -15,17 +16,12 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from jtoolformer.data.packing import ROW_DTYPES
 from jtoolformer.sharding import batch_sharding
 
 Batch = Mapping[str, np.ndarray]
 
-BATCH_DTYPES: dict[str, type] = {
-    "inputs": np.int32,
-    "targets": np.int32,
-    "positions": np.int32,
-    "segment_ids": np.int32,
-    "loss_mask": np.float32,
-}
+BATCH_DTYPES: dict[str, type] = ROW_DTYPES  # one contract: the train step reads what packing writes
 
 
 @runtime_checkable

@@ -45,6 +45,21 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    mask_tool_results: bool = False  # no loss on what follows each call's arrow: the result and "]"
+    max_examples_per_tool: int = 25_000  # C* texts kept per tool (counted by their calls' tools); 0: all
+    held_out: float = 0.05  # without eval data: this fraction (< 1) or number (>= 1) of the texts; 0: none
+    tfds_dir: str | None = None  # TFDS data dir of corpus specs, and where local corpora are built
+    #                              (None: OUT/corpus_tfds)
+
+    def __post_init__(self) -> None:
+        if self.max_examples_per_tool < 0:
+            raise ValueError(f"data.max_examples_per_tool={self.max_examples_per_tool} must be >= 0 (0: no limit)")
+        if self.held_out < 0 or (self.held_out >= 1 and self.held_out != int(self.held_out)):
+            raise ValueError(f"data.held_out={self.held_out} must be a fraction in [0, 1) or a whole number of texts")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     model: str = "smollm2-135m"  # HF checkpoint directory, .gguf, model YAML, or smollm2-135m
     steps: int = 2000
@@ -60,6 +75,7 @@ class TrainConfig:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
         for name in ("steps", "global_batch", "micro_batches", "seq_len", "log_every"):

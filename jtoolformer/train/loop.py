@@ -1,4 +1,5 @@
-"""`train`: fine-tune a decoder LM on packed batches, resumably, into a run directory.
+"""`train`: fine-tune a decoder LM on packed batches, resumably, into a run directory; `train_on`: the
+same on a data spec (C*, a corpus; see train/data.py) read through the grain pipeline.
 
 The run directory gets the resolved `train_config.yaml`, `model.yaml`, `tokenizer/`, `checkpoints/`
 (orbax: the latest state and the best by held-out perplexity), `metrics.jsonl`, `tensorboard/` and,
@@ -27,6 +28,7 @@ from jtoolformer.tokenizer import Tokenizer
 from jtoolformer.train.batches import Batch, ResumableIterator, check_batch, to_global
 from jtoolformer.train.checkpointing import Checkpoints
 from jtoolformer.train.config import TrainConfig
+from jtoolformer.train.data import open_train_data
 from jtoolformer.train.export import (CHECKPOINT_DIR, HF_DIR, MODEL_FILE, TOKENIZER_DIR, export_params,
                                       target_params)
 from jtoolformer.train.flops import measure_peak_flops, train_flops_per_token
@@ -116,7 +118,7 @@ def train(cfg: TrainConfig, model: ModelSpec | None, train_batches: ResumableIte
     LM holds the trained params, placed on its own mesh."""
     if not isinstance(train_batches, ResumableIterator):
         raise TypeError(f"train_batches ({type(train_batches).__name__}) must be an iterator with "
-                        "get_state() and set_state(state), such as a grain DatasetIterator or TextBatches")
+                        "get_state() and set_state(state), such as the grain pipeline's (train/data.py)")
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
@@ -135,6 +137,26 @@ def train(cfg: TrainConfig, model: ModelSpec | None, train_batches: ResumableIte
     finally:
         checkpoints.wait()
         checkpoints.close()
+
+
+def train_on(cfg: TrainConfig, lm: LM | None, data_spec: str | Path, out_dir: str | Path,
+             eval_spec: str | Path | None = None) -> TrainResult:
+    """`train` on a data spec: an annotation run directory (its C*), a .jsonl of texts, a folder of .txt
+    files or a TFDS spec; held-out perplexity on `eval_spec`'s texts, or, without it, on `data.held_out`
+    of the training documents (train/data.py). `lm` None: `cfg.model`, loaded on the run's mesh; its
+    tokenizer reads the texts."""
+    if lm is None:
+        lm = load_model(cfg.model, mesh=train_mesh(cfg))
+    if lm.tokenizer is None:
+        raise ValueError(f"model {cfg.model!r} has no tokenizer to read {data_spec} with; use a checkpoint "
+                         "directory with tokenizer.json, a .gguf, or smollm2-135m")
+    corpus_dir = cfg.data.tfds_dir or Path(out_dir) / "corpus_tfds"
+    data = open_train_data(cfg, lm.tokenizer, data_spec, corpus_dir, eval_spec)
+    if jax.process_index() == 0:
+        held_out = "no" if data.texts.held_out is None else len(data.texts.held_out)
+        print(f"training on {len(data.texts.train)} texts ({data.texts.over_cap} over "
+              f"data.max_examples_per_tool left out); {held_out} held-out texts")
+    return train(cfg, lm, data.batches, data.held_out, out_dir)
 
 
 def _loop(cfg: TrainConfig, trainer: Trainer, state: TrainState, train_batches: ResumableIterator,

@@ -20,7 +20,7 @@ def test_the_model_writes_a_call_and_its_result_is_put_in_place(smollm):
 
 
 def test_command_line_streams_text_and_lists_calls(smollm, monkeypatch, capsys):
-    monkeypatch.setattr("jtoolformer.cli._load", lambda args: smollm)
+    monkeypatch.setattr("jtoolformer.generate_cli.load_from_args", lambda args: smollm)
     parser = argparse.ArgumentParser()
     add_generate_command(parser.add_subparsers())
     prompt = "Out of 1400 participants, 400 passed the test, that is [Calculator(400 / 1400) ->"

@@ -47,6 +47,16 @@ def test_find_calls_in_annotated_text():
         (ToolCall("Calculator", "400 / 1400"), "0.29"), (ToolCall("QA", "Who?"), None)]
     assert text[found[0].start:found[0].end] == "[Calculator(400 / 1400) -> 0.29]"
     assert text[found[1].start:found[1].end] == '[QA("Who?")]'
+    # What follows the arrow, the part decoding appends after the model writes it.
+    assert text[found[0].result_start:found[0].end] == " 0.29]" and found[1].result_start is None
+
+
+@pytest.mark.parametrize("written, appended", [
+    ("[ calculator ( 2 + 3 ) → 5 ]", " 5 ]"), ("[Calendar()->Today.]", "Today.]"), ("[Calendar() ->]", "]")])
+def test_result_start_follows_either_arrow(written, appended):
+    text = f"x {written} y"
+    [found] = find_calls(text, TOOLS)
+    assert text[found.result_start:found.end] == appended
 
 
 @pytest.mark.parametrize("written, call, result", [

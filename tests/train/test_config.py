@@ -31,6 +31,9 @@ def test_yaml_with_overrides_and_saved_round_trip(tmp_path):
     (["global_batch=10", "micro_batches=4"], r"global_batch=10 is not a multiple of micro_batches=4"),
     (["dtype=float16"], r"dtype='float16'"),
     (["mesh=3"], r"mesh: expected a mapping"),
+    (["data.held_out=2.5"], r"data.held_out=2.5 must be a fraction in \[0, 1\) or a whole number"),
+    (["data.held_out=-0.1"], r"data.held_out=-0.1"),
+    (["data.max_examples_per_tool=-1"], r"data.max_examples_per_tool=-1 must be >= 0"),
 ])
 def test_bad_configs_say_what_is_wrong(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -9,12 +9,11 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import make_batches
+from conftest import make_batches, pipeline
 from jtoolformer.lm import load_model
 from jtoolformer.models import load_model_config, param_shardings
 from jtoolformer.train import load_train_config, read_metrics, train
 from jtoolformer.train.config import MeshConfig
-from jtoolformer.train.text_batches import TextBatches
 
 CURVE = ("loss", "grad_norm", "learning_rate", "loss_tokens", "eval_ppl")
 
@@ -27,26 +26,36 @@ def curve(run_dir):
     return [{k: r[k] for k in ("step", *CURVE) if k in r} for r in read_metrics(run_dir)]
 
 
-class Stopping(TextBatches):
-    """TextBatches that, when asked for batch number `at` (1-based), raise `crash` or deliver SIGINT
-    to this process (as Ctrl-C or a preemption's SIGTERM would) and go on."""
+class Stopping:
+    """A resumable iterator's batches, until this run asks for its batch number `at` (1-based): then it
+    raises `crash`, or delivers SIGINT to this process (as Ctrl-C or a preemption's SIGTERM would) and
+    goes on."""
 
     def __init__(self, batches, at, crash=None):
-        super().__init__(batches)
-        self.at, self.crash = at, crash
+        self.batches, self.at, self.crash, self.taken = batches, at, crash, 0
+
+    def __iter__(self):
+        return self
 
     def __next__(self):
-        if self.position + 1 == self.at:
+        self.taken += 1
+        if self.taken == self.at:
             if self.crash:
                 raise self.crash
             os.kill(os.getpid(), signal.SIGINT)
-        return super().__next__()
+        return next(self.batches)
+
+    def get_state(self):
+        return self.batches.get_state()
+
+    def set_state(self, state):
+        self.batches.set_state(state)
 
 
 def test_loss_goes_down_and_the_best_and_final_params_are_exported(tmp_path):
     cfg = config("steps=30", "checkpoint.eval_every=10", "checkpoint.save_every=10")
     lm = load_model(cfg.model)  # on one device; trained on the config's 8
-    result = train(cfg, lm, TextBatches(make_batches(300, seed=1)), make_batches(40, seed=2), tmp_path)
+    result = train(cfg, lm, iter(pipeline(300, seed=1)), pipeline(40, seed=2, epochs=1), tmp_path)
 
     records = read_metrics(tmp_path)
     losses = [r["loss"] for r in records if "loss" in r]
@@ -73,25 +82,29 @@ def unbroken(tmp_path_factory):
     cfg = config("steps=12", "log_every=1", "checkpoint.save_every=4", "checkpoint.eval_every=6",
                  "optim.learning_rate=1e-5")
     out = tmp_path_factory.mktemp("unbroken")
-    batches = make_batches(300, seed=4)  # 19 batches: no step sees the same batch twice
-    result = train(cfg, None, TextBatches(batches), make_batches(30, seed=5), out)
-    return cfg, batches, out, result
+    batches = iter(pipeline(300, seed=4))  # 19 batches an epoch: no step sees the same texts twice
+    result = train(cfg, None, batches, HELD_OUT, out)
+    return cfg, batches.get_state(), out, result
+
+
+HELD_OUT = pipeline(30, seed=5, epochs=1)
 
 
 def test_crash_and_sigint_then_resume_is_bitwise_the_unbroken_run(tmp_path, unbroken):
-    cfg, batches, out, result = unbroken
-    held_out = make_batches(30, seed=5)
+    cfg, final_data_state, out, result = unbroken
     with pytest.raises(RuntimeError, match="disk on fire"):  # at step 8; the last checkpoint is step 6's
-        train(cfg, None, Stopping(batches, at=8, crash=RuntimeError("disk on fire")), held_out, tmp_path)
+        train(cfg, None, Stopping(iter(pipeline(300, seed=4)), at=8, crash=RuntimeError("disk on fire")),
+              HELD_OUT, tmp_path)
     assert os.listdir(tmp_path / "checkpoints") == ["6"]
 
-    stopped = train(cfg, None, Stopping(batches, at=10), held_out, tmp_path)  # steps 7–10, then SIGINT
+    # Resumed at step 6's data position: steps 7–10, then SIGINT.
+    stopped = train(cfg, None, Stopping(iter(pipeline(300, seed=4)), at=4), HELD_OUT, tmp_path)
     assert stopped.stopped and stopped.step == 10
 
-    resumed_batches = TextBatches(batches)
-    resumed = train(cfg, None, resumed_batches, held_out, tmp_path)
+    resumed_batches = iter(pipeline(300, seed=4))
+    resumed = train(cfg, None, resumed_batches, HELD_OUT, tmp_path)
     assert resumed.step == 12 and [r["step"] for r in resumed.history] == [11, 12]
-    assert resumed_batches.get_state() == {"position": 12}  # the data iterator went on where it stopped
+    assert resumed_batches.get_state() == final_data_state  # the data iterator went on where it stopped
     assert curve(tmp_path) == curve(out)
     for got, want in zip(jax.tree.leaves(jax.device_get(resumed.params)),
                          jax.tree.leaves(jax.device_get(result.params))):
@@ -99,12 +112,11 @@ def test_crash_and_sigint_then_resume_is_bitwise_the_unbroken_run(tmp_path, unbr
 
 
 def test_resume_on_another_mesh_shape(tmp_path, unbroken):
-    cfg, batches, out, result = unbroken
-    held_out = make_batches(30, seed=5)
-    assert train(cfg, None, Stopping(batches, at=5), held_out, tmp_path).step == 5
+    cfg, _, out, result = unbroken
+    assert train(cfg, None, Stopping(iter(pipeline(300, seed=4)), at=5), HELD_OUT, tmp_path).step == 5
 
     moved = dataclasses.replace(cfg, mesh=MeshConfig(2, 2, 2))  # the same run, now on a (2, 2, 2) mesh
-    resumed = train(moved, None, TextBatches(batches), held_out, tmp_path)
+    resumed = train(moved, None, iter(pipeline(300, seed=4)), HELD_OUT, tmp_path)
     q = resumed.params["h"]["q_proj"]["kernel"]  # [layers, embed → fsdp, heads → tensor]
     model_cfg = load_model_config(tmp_path / "model.yaml")
     assert q.sharding == param_shardings(model_cfg, q.sharding.mesh)["h"]["q_proj"]["kernel"]
@@ -119,12 +131,10 @@ def test_resume_on_another_mesh_shape(tmp_path, unbroken):
             assert g[key] == pytest.approx(w[key], rel=1e-5), (g["step"], key)
 
 
-
 def test_bad_inputs_are_named(tmp_path):
     cfg = config("steps=2")
-    batches = make_batches(40, seed=6)
     with pytest.raises(TypeError, match="must be an iterator with get_state"):
-        train(cfg, None, iter(batches), None, tmp_path / "a")
-    short = [{k: v[:, :32] for k, v in b.items()} for b in batches]
+        train(cfg, None, iter(make_batches(40, seed=6)), None, tmp_path / "a")
+    short = iter(pipeline(40, seed=6, seq_len=32))
     with pytest.raises(ValueError, match=r"train batch 1: batch\['inputs'\] has shape \(8, 32\), expected \(8, 64\)"):
-        train(cfg, None, TextBatches(short), None, tmp_path / "b")
+        train(cfg, None, short, None, tmp_path / "b")

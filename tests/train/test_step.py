@@ -8,13 +8,12 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import make_batches, pattern_texts
+from conftest import make_batches, pattern_texts, token_ids
 from jtoolformer.models import DecoderLM, init_params
 from jtoolformer.sharding import make_mesh
 from jtoolformer.train.batches import to_global
 from jtoolformer.train.config import OptimConfig
 from jtoolformer.train.step import trainer_for
-from jtoolformer.train.text_batches import batches_of, pack_rows
 
 # The paper's rate: Adam's first update is lr·g/(|g|+eps), so for the rare gradients near eps rounding
 # noise moves the update by a fraction of lr, which must stay below 1e-5 of the params.
@@ -118,9 +117,7 @@ def test_remat_changes_nothing_and_bf16_keeps_float32_masters(tiny_cfg, batch, r
 
 
 def test_packed_and_padded_rows_give_the_same_loss(tiny_cfg):
-    texts = pattern_texts(24, seed=3)
-    packed = batches_of(pack_rows(texts, 64, pack=True), 8)
-    padded = batches_of(pack_rows(texts, 64, pack=False), 8)
+    packed, padded = make_batches(24, seed=3, mode="pack"), make_batches(24, seed=3, mode="pad")
     assert len(packed) < len(padded)
     mesh = make_mesh(2, 2, 2)
     trainer = trainer_for(tiny_cfg, mesh, OPTIM, 10, 1)
@@ -131,5 +128,5 @@ def test_packed_and_padded_rows_give_the_same_loss(tiny_cfg):
         return sum(float(s) for s, _ in sums), sum(float(n) for _, n in sums)
 
     (packed_loss, packed_tokens), (padded_loss, padded_tokens) = totals(packed), totals(padded)
-    assert packed_tokens == padded_tokens == sum(len(t) - 1 for t in texts)
+    assert packed_tokens == padded_tokens == sum(len(token_ids(t)) - 1 for t in pattern_texts(24, seed=3))
     np.testing.assert_allclose(packed_loss, padded_loss, rtol=1e-5)

@@ -1,0 +1,74 @@
+"""The `eval` subcommand: evaluate a model on the paper's tasks."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from jtoolformer.evaluate.harness import evaluate
+from jtoolformer.evaluate.protocols import Generator, Scorer
+from jtoolformer.evaluate.results import MODES
+from jtoolformer.evaluate.tasks import FAMILIES, DataSources, resolve_tasks
+
+ModelFactory = Callable[[str], tuple[Generator, Scorer]]
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def run_eval(args: argparse.Namespace, make_generator_and_scorer: ModelFactory) -> None:
+    tasks = resolve_tasks(args.tasks)
+    generator, scorer = make_generator_and_scorer(args.model)
+    results = evaluate(
+        generator,
+        scorer,
+        tasks,
+        args.modes,
+        args.limit,
+        args.out,
+        data=DataSources(args.data_dir, args.tfds_data_dir),
+        trigger_top_k=args.trigger_top_k,
+        batch_size=args.batch_size,
+        run_info={"model": args.model},
+    )
+    for result in results:
+        print(f"{result.task} [{result.mode}] {result.metric} {result.value:.4f} (n={result.n})")
+    print(f"wrote {args.out / 'results.md'}, results.json, results.png")
+
+
+def add_eval_command(
+    subparsers: argparse._SubParsersAction, make_generator_and_scorer: ModelFactory
+) -> argparse.ArgumentParser:
+    """Adds `eval`; its parsed args carry ``func(args)``, which runs it with the model that
+    ``make_generator_and_scorer(args.model)`` builds."""
+    parser = subparsers.add_parser("eval", help="evaluate a model on the paper's downstream tasks")
+    parser.add_argument(
+        "--model", required=True, help="the model to evaluate (passed to the model factory)"
+    )
+    parser.add_argument(
+        "--tasks",
+        default=",".join(FAMILIES),
+        help=f"comma-separated tasks or families ({', '.join(FAMILIES)}); default: all",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="where the original releases are"
+    )
+    parser.add_argument(
+        "--tfds-data-dir", type=Path, default=None, help="TFDS data dir (default: TFDS's)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--limit", type=int, default=None, help="examples per task (default: all)")
+    parser.add_argument(
+        "--modes",
+        type=_comma_list,
+        default=list(MODES),
+        help=f"comma-separated, from {','.join(MODES)}",
+    )
+    parser.add_argument(
+        "--trigger-top-k", type=int, default=10, help="start a call when <API> is in the top k"
+    )
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.set_defaults(func=lambda args: run_eval(args, make_generator_and_scorer))
+    return parser

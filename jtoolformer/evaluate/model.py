@@ -1,0 +1,73 @@
+"""The harness's Generator and Scorer for a jtoolformer LM: tool-interleaved greedy decoding and
+text negative log-likelihoods."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jtoolformer.generate import Generation, ToolGenerator
+from jtoolformer.lm import LM, load_model
+from jtoolformer.losses import output_head, token_logprobs
+from jtoolformer.sharding import activation_mesh, batch_sharding
+from jtoolformer.tools.base import ToolContext
+from jtoolformer.tools.registry import TOOL_KEYS, make_tools
+
+
+class LMGenerator:
+    """Greedy decoding with the paper's top-k trigger and at most one call per prompt."""
+
+    def __init__(self, lm: LM):
+        self.generator = ToolGenerator(lm, make_tools(",".join(TOOL_KEYS), generator=lm), max_calls=1)
+
+    def __call__(self, prompts: list[str], *, max_new_tokens: int, tools: Sequence[str],
+                 trigger_top_k: int | None, calendar_dates: Sequence[datetime.date | None]) -> list[Generation]:
+        contexts = [ToolContext(date=d or datetime.date.today()) for d in calendar_dates]
+        return self.generator(prompts, max_new_tokens=max_new_tokens, tools=tuple(tools),
+                              trigger_top_k=trigger_top_k, contexts=contexts)
+
+
+class LMScorer:
+    """(Σ NLL in nats, tokens scored) per text; texts longer than the context are scored in windows
+    that each start fresh. The first token is scored after BOS when the tokenizer has one."""
+
+    def __init__(self, lm: LM, window: int | None = None):
+        self.lm = lm
+        self.window = min(window or lm.config.max_positions, lm.config.max_positions)
+        self._nll = jax.jit(self._nll_impl)
+
+    def _nll_impl(self, params, ids, valid):
+        positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
+        with activation_mesh(self.lm.mesh):
+            hidden, _ = self.lm.model.apply({"params": params}, ids, positions, segment_ids=valid.astype(jnp.int32),
+                                            return_hidden=True)
+        w, b = output_head(params, self.lm.config)
+        logp = token_logprobs(hidden[:, :-1], w, b, ids[:, 1:])
+        return -(logp * valid[:, 1:]).sum(axis=1), valid[:, 1:].sum(axis=1)
+
+    def __call__(self, texts: list[str]) -> list[tuple[float, int]]:
+        tok = self.lm.tokenizer
+        out = []
+        for text in texts:
+            ids = ([tok.bos_id] if tok.bos_id is not None else []) + tok.encode(text)
+            total, count = 0.0, 0
+            for start in range(0, max(len(ids) - 1, 1), self.window - 1):
+                piece = ids[start : start + self.window]
+                width = max(32, -(-len(piece) // 32) * 32)
+                arr = np.zeros((self.lm.decoder.batch_multiple, width), np.int32)
+                valid = np.zeros_like(arr, bool)
+                arr[0, : len(piece)], valid[0, : len(piece)] = piece, True
+                nll, n = self._nll(self.lm.params, jax.device_put(arr, batch_sharding(self.lm.mesh, arr.shape)),
+                                   jax.device_put(valid, batch_sharding(self.lm.mesh, valid.shape)))
+                total, count = total + float(nll[0]), count + int(n[0])
+            out.append((total, count))
+        return out
+
+
+def make_generator_and_scorer(model: str) -> tuple[LMGenerator, LMScorer]:
+    lm = load_model(model)
+    return LMGenerator(lm), LMScorer(lm)
