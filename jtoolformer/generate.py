@@ -9,6 +9,7 @@ rows keep decoding, and the host only blocks when every unfinished row is waitin
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -252,7 +253,7 @@ class _Session:
         start = row.call_start if row.call_prefix == "" else None
         if call is None:
             self._force(row, "")
-        elif self.tool_budget.get(call.tool.lower(), 1 << 62) <= row.executed[call.tool.lower()]:
+        elif self.tool_budget.get(call.tool.lower(), math.inf) <= row.executed[call.tool.lower()]:
             row.calls.append(_Call(call, start, status=OVER_BUDGET))
             self._force(row, "")
         else:

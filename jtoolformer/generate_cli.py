@@ -42,7 +42,6 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
 
 
 def run_generate_command(args: argparse.Namespace) -> int:
-
     lm = load_from_args(args)
     if lm.tokenizer is None:
         raise SystemExit(f"jtoolformer generate: model {args.model!r} has no tokenizer; use a checkpoint directory "
