@@ -64,7 +64,8 @@ class DecodeState:
     key: jax.Array
 
 
-def _bucket(n: int, multiple: int = 32) -> int:
+def bucket(n: int, multiple: int = 32) -> int:
+    """n rounded up to a multiple (at least one): padded shapes, so few sizes are compiled."""
     return max(multiple, -(-n // multiple) * multiple)
 
 
@@ -80,6 +81,10 @@ class Decoder:
         self._step = jax.jit(self.advance, donate_argnames="state")
         self._compact = jax.jit(self._compact_impl, donate_argnames="state")
         self._grow = jax.jit(self._grow_impl, donate_argnames="cache")
+
+    def padded_rows(self, n: int) -> int:
+        """n rows rounded up to a multiple of the mesh's batch axes."""
+        return bucket(n, self.batch_multiple)
 
     def new_cache(self, batch: int, length: int) -> KVCache:
         cfg, mesh = self.cfg, self.mesh
@@ -139,7 +144,7 @@ class Decoder:
         state = self._compact(state)
         needed = int(state.cache.index) + slots
         if needed > state.cache.length:
-            state = self._grow(state, self.new_cache(state.done.shape[0], _bucket(needed + state.cache.length // 2)))
+            state = self._grow(state, self.new_cache(state.done.shape[0], bucket(needed + state.cache.length // 2)))
         return state
 
     def _chunk_impl(self, params, state: DecodeState, stop_ids: jax.Array, *, n_steps: int, sampling: Sampling):
@@ -161,9 +166,9 @@ class Decoder:
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token (add a BOS token to empty prompts)")
         n = len(prompts)
-        rows = -(-n // self.batch_multiple) * self.batch_multiple
-        width = _bucket(max(len(p) for p in prompts))
-        length = width + _bucket(max_new_tokens)
+        rows = self.padded_rows(n)
+        width = bucket(max(len(p) for p in prompts))
+        length = width + bucket(max_new_tokens)
         if length > self.cfg.max_positions + 32:
             raise ValueError(f"prompt ({width} tokens, padded) plus {max_new_tokens} new tokens exceeds the "
                              f"model's {self.cfg.max_positions} positions")
@@ -176,7 +181,7 @@ class Decoder:
         sharding = batch_sharding(self.mesh, tokens.shape)
         logits, cache, positions = self._prefill(
             params, jax.device_put(tokens, sharding), jax.device_put(valid, sharding),
-            self.new_cache(rows, width + _bucket(max_new_tokens + extra_slots)))
+            self.new_cache(rows, width + bucket(max_new_tokens + extra_slots)))
         done = jnp.arange(rows) >= n
         return DecodeState(cache, logits, positions, done, jax.random.key(seed)), n
 

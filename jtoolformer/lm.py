@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from jtoolformer.decoding import Decoder, Sampling
+from jtoolformer.decoding import Decoder, Sampling, bucket
 from jtoolformer.models import DecoderLM, ModelConfig, init_params, load_model_config
 from jtoolformer.sharding import activation_mesh, batch_sharding, make_mesh
 from jtoolformer.tokenizer import Tokenizer
@@ -35,8 +35,7 @@ class LM:
     def _padded(self, ids: np.ndarray) -> np.ndarray:
         """Rows up to a multiple of the data axes, columns up to a multiple of 32 (fewer compiles)."""
         b, t = ids.shape
-        rows = -(-b // self.decoder.batch_multiple) * self.decoder.batch_multiple
-        cols = max(32, -(-t // 32) * 32)
+        rows, cols = self.decoder.padded_rows(b), bucket(t)
         out = np.zeros((rows, cols), np.int32)
         out[:b, :t] = ids
         return out

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtoolformer.annotate.api_tokens import api_start_ids
+from jtoolformer.api_tokens import api_start_ids
 from jtoolformer.decoding import NO_TOKEN, DecodeState, Sampling, sample
 from jtoolformer.sharding import batch_sharding
 from jtoolformer.tokenizer import Tokenizer

@@ -22,7 +22,7 @@ import torch
 import transformers
 
 from jtoolformer import load_model
-from jtoolformer.annotate.api_tokens import api_start_ids, call_stop_ids
+from jtoolformer.api_tokens import api_start_ids, call_stop_ids
 from jtoolformer.annotate.candidates import SENTINEL
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, _cut_call
 from jtoolformer.annotate.scoring import WEIGHTS, Scorer, ScoreRequest

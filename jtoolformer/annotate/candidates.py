@@ -15,17 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtoolformer.annotate.api_tokens import api_start_ids, call_stop_ids
-from jtoolformer.decoding import Sampling, sample
+from jtoolformer.api_tokens import api_start_ids, call_stop_ids
+from jtoolformer.decoding import Sampling, bucket, sample
 from jtoolformer.losses import logsumexp_over_vocab, output_head
 from jtoolformer.models import KVCache
 from jtoolformer.sharding import activation_mesh, batch_sharding
 
 SENTINEL = "\x00TEXT\x00"
-
-
-def _bucket(n: int, multiple: int = 32) -> int:
-    return max(multiple, -(-n // multiple) * multiple)
 
 
 @dataclass(frozen=True)
@@ -68,6 +64,7 @@ class CandidateSampler:
         stops = call_stop_ids(tok)
         self.stop_ids = np.array(stops or [-1], np.int32)
         self._head_cache: dict[int, KVCache] = {}
+        self._prefill_head = jax.jit(partial(lm.model.apply, return_hidden=True))
         self._tails = jax.jit(self._tails_impl)
         self._sample = jax.jit(self._sample_impl, static_argnames="n_steps")
 
@@ -85,13 +82,12 @@ class CandidateSampler:
 
     # --- stage 1 -------------------------------------------------------------------------------
     def _head_cache_for(self, length: int) -> KVCache:
+        """The few-shot head prefilled into a cache of `length` slots (kept for the latest length)."""
         if length not in self._head_cache:
             lm = self.lm
-            cache = lm.decoder.new_cache(1, length)
             tokens = jnp.asarray([self.head], jnp.int32)
             positions = jnp.arange(len(self.head))[None]
-            _, cache = jax.jit(partial(lm.model.apply, return_hidden=True))(
-                {"params": lm.params}, tokens, positions, cache=cache)
+            _, cache = self._prefill_head({"params": lm.params}, tokens, positions, cache=lm.decoder.new_cache(1, length))
             self._head_cache = {length: cache}
         return self._head_cache[length]
 
@@ -116,9 +112,9 @@ class CandidateSampler:
                   allowed: Callable[[int, int], bool] = lambda doc, i: True):
         """Kept positions per document (p_i > threshold among the `allowed` (doc, i), at most top_k,
         position 0 skipped), and the device state stage 2 continues from."""
-        rows = -(-len(docs) // self.lm.decoder.batch_multiple) * self.lm.decoder.batch_multiple
-        width = _bucket(max(len(d.tail) for d in docs))
-        length = _bucket(len(self.head) + width + self.max_call_tokens + 1, 128)  # tools share shapes
+        rows = self.lm.decoder.padded_rows(len(docs))
+        width = bucket(max(len(d.tail) for d in docs))
+        length = bucket(len(self.head) + width + self.max_call_tokens + 1, 128)  # tools share shapes
         tails = np.zeros((rows, width), np.int32)
         valid = np.zeros((rows, width), bool)
         for r, d in enumerate(docs):
@@ -180,7 +176,7 @@ class CandidateSampler:
         n_steps = self.max_call_tokens
         for start in range(0, len(jobs), self.max_rows):
             chunk = jobs[start : start + self.max_rows]
-            rows = -(-len(chunk) // self.lm.decoder.batch_multiple) * self.lm.decoder.batch_multiple
+            rows = self.lm.decoder.padded_rows(len(chunk))
             padded = chunk + [chunk[0]] * (rows - len(chunk))
             row_doc = np.array([p.doc for p, _ in padded], np.int32)
             cut = np.array([len(self.head) + width - len(docs[p.doc].tail) + docs[p.doc].copy_start + p.i

@@ -68,7 +68,7 @@ class ToolStats:
     def add(self, other: "ToolStats") -> None:
         for f in dataclasses.fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            setattr(self, f.name, a + b if not isinstance(a, Counter) else a + b)
+            setattr(self, f.name, a + b)
 
     def to_dict(self) -> dict:
         return {f.name: dict(getattr(self, f.name)) if isinstance(getattr(self, f.name), Counter)

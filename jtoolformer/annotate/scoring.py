@@ -7,6 +7,7 @@ through the output projection, vocabulary-chunked (see jtoolformer.losses).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jtoolformer.decoding import bucket
 from jtoolformer.losses import output_head, token_logprobs
 from jtoolformer.sharding import activation_mesh, batch_sharding
 
@@ -29,10 +31,6 @@ class ScoreRequest:
     prefix: tuple[int, ...]
     x: tuple[int, ...]
     i: int
-
-
-def _bucket(n: int, multiple: int) -> int:
-    return max(multiple, -(-n // multiple) * multiple)
 
 
 class Scorer:
@@ -56,9 +54,9 @@ class Scorer:
 
     def _rows(self, requests: Sequence[ScoreRequest]):
         n = len(requests)
-        rows = _bucket(n, self.lm.decoder.batch_multiple)
+        rows = self.lm.decoder.padded_rows(n)
         seq_lens = [len(self.bos) + len(r.prefix) + len(r.x) for r in requests]
-        width = _bucket(max(seq_lens), self.length_multiple)
+        width = bucket(max(seq_lens), self.length_multiple)
         if width > self.lm.config.max_positions:
             raise ValueError(f"a scored sequence has {max(seq_lens)} tokens, more than the model's "
                              f"{self.lm.config.max_positions} positions")
@@ -91,7 +89,13 @@ class Scorer:
         return out
 
 
+_SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def weighted_losses(lm, x_ids: Sequence[int], i: int, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
-    """L_i(z) for each prefix z (token ids; an empty list is ε) over the sequence `[BOS?] z x`."""
+    """L_i(z) for each prefix z (token ids; an empty list is ε) over the sequence `[BOS?] z x`.
+    One Scorer (and its compiled shapes) is kept per LM across calls."""
     x = tuple(int(t) for t in x_ids)
-    return Scorer(lm)([ScoreRequest(tuple(int(t) for t in z), x, i) for z in prefixes])
+    if lm not in _SCORERS:
+        _SCORERS[lm] = Scorer(lm)
+    return _SCORERS[lm]([ScoreRequest(tuple(int(t) for t in z), x, i) for z in prefixes])

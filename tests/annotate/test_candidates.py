@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jtoolformer import load_model
-from jtoolformer.annotate.api_tokens import api_start_ids, call_stop_ids
+from jtoolformer.api_tokens import api_start_ids, call_stop_ids
 from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler
 from jtoolformer.decoding import Sampling
 from jtoolformer.lm import LM

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jtoolformer.annotate.api_tokens import api_start_ids
+from jtoolformer.api_tokens import api_start_ids
 from jtoolformer.generate import ToolGenerator
 from jtoolformer.tools.calculator import Calculator
 
