@@ -88,8 +88,11 @@ class Decoder:
 
     def new_cache(self, batch: int, length: int) -> KVCache:
         cfg, mesh = self.cfg, self.mesh
-        kv = named_sharding(("layers", "batch", "length", "kv_heads", None),
-                            (cfg.n_layers, batch, length, cfg.n_kv_heads, cfg.head_dim), mesh)
+        names, shape = ("batch", "kv_heads", "length", None), (batch, cfg.n_kv_heads, length, cfg.head_dim)
+        if cfg.layers_scanned:
+            kv = named_sharding(("layers", *names), (cfg.n_layers, *shape), mesh)
+        else:
+            kv = (named_sharding(names, shape, mesh),) * cfg.n_layers
         shardings = KVCache(kv, kv, batch_sharding(mesh, (batch, length)), named_sharding((), (), mesh))
         return jax.jit(partial(KVCache.zeros, cfg, batch, length), out_shardings=shardings)()
 
@@ -120,11 +123,9 @@ class Decoder:
         order = jnp.argsort(~cache.valid, axis=1, stable=True)  # each row's valid slots first, in order
         counts = jnp.sum(cache.valid, axis=1)
 
-        def take(x: jax.Array) -> jax.Array:
-            return jnp.take_along_axis(x, order[None, :, :, None, None], axis=2)
-
         valid = jnp.arange(cache.length)[None] < counts[:, None]
-        return state.replace(cache=KVCache(take(cache.k), take(cache.v), valid, jnp.max(counts).astype(jnp.int32)))
+        cache = cache.map_layers(lambda x: jnp.take_along_axis(x, order[:, None, :, None], axis=2))
+        return state.replace(cache=cache.replace(valid=valid, index=jnp.max(counts).astype(jnp.int32)))
 
     def _grow_impl(self, state: DecodeState, cache: KVCache) -> DecodeState:
         old = state.cache
@@ -132,8 +133,8 @@ class Decoder:
         def into(new: jax.Array, x: jax.Array) -> jax.Array:
             return jax.lax.dynamic_update_slice(new, x, (0,) * x.ndim)
 
-        return state.replace(cache=KVCache(into(cache.k, old.k), into(cache.v, old.v), into(cache.valid, old.valid),
-                                           old.index))
+        return state.replace(cache=KVCache(jax.tree.map(into, cache.k, old.k), jax.tree.map(into, cache.v, old.v),
+                                           into(cache.valid, old.valid), old.index))
 
     def make_room(self, state: DecodeState, slots: int) -> DecodeState:
         """A state whose cache has at least `slots` free slots after its next one to write: rows whose

@@ -94,8 +94,7 @@ class CandidateSampler:
     def _tails_impl(self, params, head: KVCache, tails, valid):
         b = tails.shape[0]
         lm = self.lm
-        cache = KVCache(jnp.repeat(head.k, b, axis=1), jnp.repeat(head.v, b, axis=1),
-                        jnp.repeat(head.valid, b, axis=0), head.index)
+        cache = head.map_layers(lambda x: jnp.repeat(x, b, axis=0)).replace(valid=jnp.repeat(head.valid, b, axis=0))
         positions = head.index + jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
         with activation_mesh(lm.mesh):
             hidden, cache = lm.model.apply({"params": params}, tails, positions, cache=cache, token_valid=valid,
@@ -137,8 +136,8 @@ class CandidateSampler:
     def _sample_impl(self, params, cache: KVCache, row_doc, cut_slot, position, start_token, keys, *, n_steps):
         lm = self.lm
         slots = jnp.arange(cache.length)
-        cache = KVCache(cache.k[:, row_doc], cache.v[:, row_doc],
-                        cache.valid[row_doc] & (slots[None] < cut_slot[:, None]), cache.index)
+        cache = cache.map_layers(lambda x: x[row_doc]).replace(
+            valid=cache.valid[row_doc] & (slots[None] < cut_slot[:, None]))
 
         def forward(cache, tokens, positions):
             with activation_mesh(lm.mesh):

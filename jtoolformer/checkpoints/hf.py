@@ -4,6 +4,8 @@ file, never a second full copy in host memory) and export params back."""
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -33,29 +35,45 @@ def read_hf_config(directory: str | Path) -> ModelConfig:
         raise ValueError(f"{path}: missing key {e} for a {model_type} config") from e
 
 
-def _name_table(cfg: ModelConfig) -> dict[tuple[str, ...], tuple[str, bool]]:
-    """Our param path → (HF name, transposed?) for the params this config has."""
-    paths = set(flatten_dict(abstract_params(cfg)))
-    table = {path: (hf, t) for path, hf, t in ARCH_MODULES[cfg.arch].HF_NAMES if path in paths}
-    unmapped = paths - set(table)
-    assert not unmapped, f"no HF name for {unmapped}"
+@dataclass(frozen=True)
+class _Tensors:
+    """The HF tensors one param holds: one per layer, in order, when it stacks the scanned layers."""
+
+    names: tuple[str, ...]
+    transposed: bool
+    stacked: bool
+
+    def shape(self, param_shape: tuple[int, ...]) -> tuple[int, ...]:
+        per_tensor = param_shape[1:] if self.stacked else param_shape
+        return tuple(reversed(per_tensor)) if self.transposed else tuple(per_tensor)
+
+
+def _name_table(cfg: ModelConfig) -> dict[tuple[str, ...], _Tensors]:
+    """Our param path → the HF tensors it holds, for the params this config has (scanned layers under
+    "h", or unrolled ones under "h_0", "h_1", …)."""
+    arch = {path: (k, hf, transposed) for k, (path, hf, transposed) in enumerate(ARCH_MODULES[cfg.arch].HF_NAMES)}
+
+    def arch_entry(path: tuple[str, ...]) -> tuple[int, str, bool]:
+        unrolled = re.fullmatch(r"h_(\d+)", path[0])
+        return arch[("h", *path[1:]) if unrolled else path]
+
+    table = {}
+    for path in sorted(flatten_dict(abstract_params(cfg)), key=arch_entry):  # errors name tensors in HF order
+        unrolled = re.fullmatch(r"h_(\d+)", path[0])
+        _, hf, transposed = arch_entry(path)
+        if LAYERED not in hf:
+            names = (hf,)
+        elif unrolled:
+            names = (hf.format(i=int(unrolled[1])),)
+        else:
+            names = tuple(hf.format(i=i) for i in range(cfg.n_layers))
+        table[path] = _Tensors(names, transposed, stacked=LAYERED in hf and not unrolled)
     return table
 
 
-def _hf_names(hf: str, cfg: ModelConfig) -> list[str]:
-    return [hf.format(i=i) for i in range(cfg.n_layers)] if LAYERED in hf else [hf]
-
-
-def _hf_shape(shape: tuple[int, ...], hf: str, transposed: bool) -> tuple[int, ...]:
-    per_tensor = shape[1:] if LAYERED in hf else shape
-    return tuple(reversed(per_tensor)) if transposed else tuple(per_tensor)
-
-
 def _check_tensors(source: TensorSource, cfg: ModelConfig, table, flat_abstract) -> None:
-    expected: dict[str, tuple[int, ...]] = {}
-    for path, (hf, transposed) in table.items():
-        for name in _hf_names(hf, cfg):
-            expected[name] = _hf_shape(flat_abstract[path].shape, hf, transposed)
+    expected = {name: tensors.shape(flat_abstract[path].shape)
+                for path, tensors in table.items() for name in tensors.names}
     present = source.names()
     missing = sorted(set(expected) - present)
     if missing:
@@ -80,22 +98,22 @@ def load_params(source: TensorSource, cfg: ModelConfig, mesh: Mesh):
     _check_tensors(source, cfg, table, flat_abstract)
 
     def reader(path):
-        hf, transposed = table[path]
+        tensors = table[path]
         dtype = flat_abstract[path].dtype
 
         def read_one(name: str, index: tuple[slice, ...]) -> np.ndarray:
-            if transposed:
+            if tensors.transposed:
                 return source.read(name, tuple(reversed(index))).T
             return source.read(name, index)
 
         def callback(index: tuple[slice, ...]) -> np.ndarray:
-            if LAYERED not in hf:
-                return np.asarray(read_one(hf, index), dtype)
+            if not tensors.stacked:
+                return np.asarray(read_one(tensors.names[0], index), dtype)
             layers = range(cfg.n_layers)[index[0]]
             out = np.empty((len(layers),) + tuple(len(range(n)[s]) for n, s in
                                                    zip(flat_abstract[path].shape[1:], index[1:])), dtype)
             for j, i in enumerate(layers):
-                out[j] = read_one(hf.format(i=i), index[1:])
+                out[j] = read_one(tensors.names[i], index[1:])
             return out
 
         return callback
@@ -124,10 +142,10 @@ def save_hf(params, cfg: ModelConfig, directory: str | Path, max_shard_bytes: in
     flat = flatten_dict(params)
     shards: list[dict[str, np.ndarray]] = [{}]
     size = 0
-    for path, (hf, transposed) in _name_table(cfg).items():
-        for i, name in enumerate(_hf_names(hf, cfg)):
-            x = np.asarray(jax.device_get(flat[path][i] if LAYERED in hf else flat[path]))
-            x = np.ascontiguousarray(x.T if transposed else x)
+    for path, tensors in _name_table(cfg).items():
+        for i, name in enumerate(tensors.names):
+            x = np.asarray(jax.device_get(flat[path][i] if tensors.stacked else flat[path]))
+            x = np.ascontiguousarray(x.T if tensors.transposed else x)
             if size and size + x.nbytes > max_shard_bytes:
                 shards.append({})
                 size = 0

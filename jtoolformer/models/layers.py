@@ -63,31 +63,33 @@ def apply_rotary(x: jax.Array, sin: jax.Array, cos: jax.Array, *, interleaved: b
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-    """Softmax attention with grouped KV heads. q [B,T,H,D], k/v [B,S,K,D], mask [B,T,S] → [B,T,H·D].
+    """Softmax attention with grouped KV heads. q [B,T,H,D], k/v [B,K,S,D], mask [B,T,S] → [B,T,H·D].
 
+    Keys and values are head-major, as the KV cache stores them, so neither einsum transposes them.
     Scores and softmax are float32 whatever the compute dtype.
     """
     b, t, h, d = q.shape
-    kv_heads = k.shape[2]
+    kv_heads = k.shape[1]
     q = q.reshape(b, t, kv_heads, h // kv_heads, d)
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=F32) / math.sqrt(d)
+    scores = jnp.einsum("btkgd,bksd->bkgts", q, k, preferred_element_type=F32) / math.sqrt(d)
     scores = jnp.where(mask[:, None, None], scores, jnp.finfo(F32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, v, preferred_element_type=F32).astype(v.dtype)
+    out = jnp.einsum("bkgts,bksd->btkgd", probs, v, preferred_element_type=F32).astype(v.dtype)
     return out.reshape(b, t, h * d)
 
 
 def write_cache(cache: jax.Array | None, new: jax.Array, index: jax.Array) -> jax.Array:
-    """new [B,T,K,D] written into cache [B,S,K,D] at slot `index`; without a cache, new itself."""
+    """new [B,K,T,D] written into cache [B,K,S,D] at slot `index`; without a cache, new itself."""
     if cache is None:
         return new
-    return jax.lax.dynamic_update_slice(cache, new.astype(cache.dtype), (0, index, 0, 0))
+    return jax.lax.dynamic_update_slice(cache, new.astype(cache.dtype), (0, 0, index, 0))
 
 
 def project_qkv(
     x: jax.Array, cfg, *, use_bias: bool, sin: jax.Array, cos: jax.Array, interleaved: bool
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """q [B,T,H,D], k and v [B,T,K,D] from x, rotary applied to q and k."""
+    """q [B,T,H,D], k and v [B,K,T,D] (head-major, as the cache holds them) from x, rotary applied to q
+    and k."""
     b, t, _ = x.shape
     hd = cfg.head_dim
     common = dict(use_bias=use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype)
@@ -99,7 +101,7 @@ def project_qkv(
     v = v.reshape(b, t, cfg.n_kv_heads, hd)
     q = apply_rotary(q, sin, cos, interleaved=interleaved)
     k = apply_rotary(k, sin, cos, interleaved=interleaved)
-    return constrain(q, ("batch", "length", "act_heads", None)), k, v
+    return constrain(q, ("batch", "length", "act_heads", None)), k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
 
 
 def self_attention(

@@ -5,6 +5,7 @@ One forward serves training (segment ids), scoring (hidden states only) and cach
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 
 import flax.linen as nn
@@ -22,21 +23,33 @@ ARCH_MODULES: dict[str, ModuleType] = {"gptj": gptj, "llama": llama}
 
 @flax.struct.dataclass
 class KVCache:
-    k: jax.Array  # [L, B, S, K, D]
-    v: jax.Array  # [L, B, S, K, D]
+    """Keys and values of every layer: one [L, B, K, S, D] array each when the layers are scanned, a
+    tuple of L [B, K, S, D] arrays when they are unrolled (so each layer's cache is updated in place)."""
+
+    k: jax.Array | tuple[jax.Array, ...]
+    v: jax.Array | tuple[jax.Array, ...]
     valid: jax.Array  # [B, S] bool: slot holds a real token of that row
     index: jax.Array  # int32 []: the next slot to write (shared by all rows)
 
     @classmethod
     def zeros(cls, cfg: ModelConfig, batch: int, length: int, dtype=None) -> "KVCache":
-        shape = (cfg.n_layers, batch, length, cfg.n_kv_heads, cfg.head_dim)
+        shape = (batch, cfg.n_kv_heads, length, cfg.head_dim)
         dtype = dtype or cfg.dtype
-        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype),
-                   jnp.zeros((batch, length), bool), jnp.zeros((), jnp.int32))
+        if cfg.layers_scanned:
+            k, v = (jnp.zeros((cfg.n_layers, *shape), dtype) for _ in "kv")
+        else:
+            k, v = (tuple(jnp.zeros(shape, dtype) for _ in range(cfg.n_layers)) for _ in "kv")
+        return cls(k, v, jnp.zeros((batch, length), bool), jnp.zeros((), jnp.int32))
 
     @property
     def length(self) -> int:
         return self.valid.shape[1]
+
+    def map_layers(self, fn: Callable[[jax.Array], jax.Array]) -> "KVCache":
+        """fn applied to each layer's keys and values [B, K, S, D]; valid and index unchanged."""
+        if isinstance(self.k, tuple):
+            return self.replace(k=tuple(map(fn, self.k)), v=tuple(map(fn, self.v)))
+        return self.replace(k=jax.vmap(fn)(self.k), v=jax.vmap(fn)(self.v))
 
 
 def attention_mask(
@@ -72,14 +85,17 @@ class DecoderLM(nn.Module):
             embedding_init=nn.with_logical_partitioning(nn.initializers.normal(0.02), ("vocab", "embed")),
         )
         block = nn.remat(arch.Block, prevent_cse=False) if cfg.remat else arch.Block
-        self.h = nn.scan(
-            block,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0, 0),
-            length=cfg.n_layers,
-            metadata_params={nn.PARTITION_NAME: "layers"},
-        )(cfg)
+        if cfg.layers_scanned:
+            self.h = nn.scan(
+                block,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0, 0),
+                length=cfg.n_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )(cfg)
+        else:
+            self.h = [block(cfg) for _ in range(cfg.n_layers)]  # params "h_0", "h_1", …
         self.ln_f = arch.final_norm(cfg, "ln_f")
         if not cfg.tie_embeddings:
             self.lm_head = dense(cfg.vocab_size, ("embed", "vocab"), use_bias=arch.HEAD_BIAS,
@@ -101,12 +117,18 @@ class DecoderLM(nn.Module):
         x = constrain(self.wte(tokens), ("batch", "length", "act_embed"))
         sin, cos = rotary_angles(positions, cfg.rotary_dim, cfg.rope_theta)
         mask, valid = attention_mask(tokens.shape[1], segment_ids, cache, token_valid)
-        if cache is None:
-            x, _ = self.h(x, mask, sin, cos, jnp.zeros((), jnp.int32), None, None)
-            new_cache = None
+        index = jnp.zeros((), jnp.int32) if cache is None else cache.index
+        if cfg.layers_scanned:
+            x, (k, v) = self.h(x, mask, sin, cos, index, *((None, None) if cache is None else (cache.k, cache.v)))
         else:
-            x, (k, v) = self.h(x, mask, sin, cos, cache.index, cache.k, cache.v)
-            new_cache = KVCache(k, v, valid, cache.index + tokens.shape[1])
+            k, v = [], []
+            for i, block in enumerate(self.h):
+                x, (k_i, v_i) = block(x, mask, sin, cos, index, *((None, None) if cache is None else
+                                                                   (cache.k[i], cache.v[i])))
+                k.append(k_i)
+                v.append(v_i)
+            k, v = tuple(k), tuple(v)
+        new_cache = None if cache is None else KVCache(k, v, valid, cache.index + tokens.shape[1])
         x = self.ln_f(x)
         if return_hidden:
             return x, new_cache
@@ -114,8 +136,10 @@ class DecoderLM(nn.Module):
 
     def project(self, hidden: jax.Array) -> jax.Array:
         """Final hidden states [..., D] → logits [..., V], float32."""
-        if self.cfg.tie_embeddings:
-            logits = self.wte.attend(hidden)
+        if self.cfg.tie_embeddings:  # contracted in place: attend() would transpose [V, D] every call
+            embedding = self.wte.embedding.astype(hidden.dtype)
+            logits = jax.lax.dot_general(hidden, embedding, (((hidden.ndim - 1,), (1,)), ((), ())),
+                                         preferred_element_type=jnp.float32)
         else:
             logits = self.lm_head(hidden)
         return logits.astype(jnp.float32)

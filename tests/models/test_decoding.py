@@ -10,9 +10,11 @@ from jtoolformer.lm import load_model
 from jtoolformer.models import DecoderLM
 
 
-@pytest.fixture(scope="module", params=["gptj_tiny", "llama_tiny"])
+@pytest.fixture(scope="module", params=[("gptj_tiny", True), ("gptj_tiny", False), ("llama_tiny", True),
+                                        ("llama_tiny", False)], ids=lambda p: f"{p[0]}-{'scanned' if p[1] else 'unrolled'}")
 def lm(request):
-    return load_model(f"configs/{request.param}.yaml", seed=3)
+    name, scan_layers = request.param
+    return load_model(f"configs/{name}.yaml", seed=3, scan_layers=scan_layers)
 
 
 def full_logits(lm, ids):

@@ -10,6 +10,8 @@ from jtoolformer.checkpoints.hf import load_hf, save_hf
 from jtoolformer.models import DecoderLM
 from jtoolformer.sharding import make_mesh
 
+LAYOUTS = pytest.mark.parametrize("scan_layers", [True, False], ids=["scanned", "unrolled"])
+
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
@@ -37,17 +39,19 @@ def jax_logits(cfg, params, ids):
     return np.asarray(DecoderLM(cfg).apply({"params": params}, ids, pos)[0])
 
 
-def test_logits_match_transformers(hf_dir):
+@LAYOUTS
+def test_logits_match_transformers(hf_dir, scan_layers):
     d, model = hf_dir
     ids = np.random.default_rng(0).integers(0, 300, (2, 40))
-    cfg, params = load_hf(d, make_mesh(devices=jax.devices()[:1]))
+    cfg, params = load_hf(d, make_mesh(devices=jax.devices()[:1]), scan_layers=scan_layers)
     assert cfg.rotary_dim == 8 and cfg.head_dim == 16
     np.testing.assert_allclose(jax_logits(cfg, params, ids), torch_logits(model, ids), atol=1e-4, rtol=0)
 
 
-def test_export_reloads_in_transformers(hf_dir, tmp_path):
+@LAYOUTS
+def test_export_reloads_in_transformers(hf_dir, tmp_path, scan_layers):
     d, _ = hf_dir
-    cfg, params = load_hf(d, make_mesh(devices=jax.devices()[:1]))
+    cfg, params = load_hf(d, make_mesh(devices=jax.devices()[:1]), scan_layers=scan_layers)
     save_hf(params, cfg, tmp_path)
     reloaded = transformers.GPTJForCausalLM.from_pretrained(tmp_path).eval()
     ids = np.random.default_rng(1).integers(0, 300, (2, 33))

@@ -10,6 +10,8 @@ from jtoolformer.checkpoints.hf import load_hf, save_hf
 from jtoolformer.models import DecoderLM
 from jtoolformer.sharding import make_mesh
 
+LAYOUTS = pytest.mark.parametrize("scan_layers", [True, False], ids=["scanned", "unrolled"])
+
 
 @pytest.fixture(scope="module", params=[True, False], ids=["tied", "untied"])
 def hf_dir(request, tmp_path_factory):
@@ -32,10 +34,11 @@ def logits(cfg, params, ids):
     return np.asarray(DecoderLM(cfg).apply({"params": params}, ids, pos)[0])
 
 
-def test_logits_and_export_match_transformers(hf_dir, tmp_path):
+@LAYOUTS
+def test_logits_and_export_match_transformers(hf_dir, tmp_path, scan_layers):
     d, model = hf_dir
     ids = np.random.default_rng(0).integers(0, 300, (2, 37))
-    cfg, params = load_hf(d, make_mesh(devices=jax.devices()[:1]))
+    cfg, params = load_hf(d, make_mesh(devices=jax.devices()[:1]), scan_layers=scan_layers)
     assert cfg.n_kv_heads == 2 and cfg.rope_theta == 50000.0
     ours = logits(cfg, params, ids)
     with torch.no_grad():

@@ -19,20 +19,23 @@ def reference():
     return lm, ids, lm.logits(ids)
 
 
+@pytest.mark.parametrize("scan_layers", [True, False], ids=["scanned", "unrolled"])
 @pytest.mark.parametrize("shape", [(8, 1, 1), (2, 2, 2), (1, 2, 4)])
-def test_mesh_gives_single_device_logits(reference, tmp_path, shape):
+def test_mesh_gives_single_device_logits(reference, tmp_path, shape, scan_layers):
     lm, ids, expected = reference
     save_hf(lm.params, lm.config, tmp_path)
     mesh = make_mesh(*shape)
-    cfg, params = load_hf(tmp_path, mesh)
+    cfg, params = load_hf(tmp_path, mesh, scan_layers=scan_layers)
     sharded = LM(cfg, params, None, mesh)
     np.testing.assert_allclose(sharded.logits(ids), expected, atol=1e-5, rtol=0)
 
     _, fsdp, tensor = shape
-    q = params["h"]["q_proj"]["kernel"]  # [layers, embed, heads]
-    assert q.addressable_shards[0].data.shape == (2, 64 // fsdp, 64 // tensor)
-    fc = params["h"]["fc_in"]["kernel"]
-    assert fc.addressable_shards[0].data.shape == (2, 64 // fsdp, 256 // tensor)
+    layer = params["h"] if scan_layers else params["h_1"]
+    stacked = (2,) if scan_layers else ()  # [layers, embed, heads] or one layer's [embed, heads]
+    q = layer["q_proj"]["kernel"]
+    assert q.addressable_shards[0].data.shape == (*stacked, 64 // fsdp, 64 // tensor)
+    fc = layer["fc_in"]["kernel"]
+    assert fc.addressable_shards[0].data.shape == (*stacked, 64 // fsdp, 256 // tensor)
     assert params["wte"]["embedding"].addressable_shards[0].data.shape == (512 // tensor, 64 // fsdp)
     assert len({d for s in q.addressable_shards for d in [s.device]}) == 8
 

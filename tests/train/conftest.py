@@ -72,7 +72,7 @@ def c_star_records(n: int, seed: int) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def tiny_cfg():
-    return load_model_config(TINY)
+    return load_model_config(TINY, scan_layers=True)  # the layout TPUs train with; test_loop trains unrolled
 
 
 @pytest.fixture(scope="session")
