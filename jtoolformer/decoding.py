@@ -83,17 +83,21 @@ class Decoder:
         self._grow = jax.jit(self._grow_impl, donate_argnames="cache")
 
     def padded_rows(self, n: int) -> int:
-        """n rows rounded up to a multiple of the mesh's batch axes."""
-        return bucket(n, self.batch_multiple)
+        """n rows rounded up to a power of two, then to a multiple of the mesh's batch axes: a long run
+        compiles each jitted step for a handful of batch sizes, not for every count it meets."""
+        return bucket(1 << max(n - 1, 0).bit_length(), self.batch_multiple)
 
     def new_cache(self, batch: int, length: int) -> KVCache:
         cfg, mesh = self.cfg, self.mesh
-        names, shape = ("batch", "kv_heads", "length", None), (batch, cfg.n_kv_heads, length, cfg.head_dim)
+        k_shape, v_shape = KVCache.shapes(cfg, batch, length)
+        k_names, v_names = ("batch", "kv_heads", None, "length"), ("batch", "kv_heads", "length", None)
         if cfg.layers_scanned:
-            kv = named_sharding(("layers", *names), (cfg.n_layers, *shape), mesh)
+            k = named_sharding(("layers", *k_names), (cfg.n_layers, *k_shape), mesh)
+            v = named_sharding(("layers", *v_names), (cfg.n_layers, *v_shape), mesh)
         else:
-            kv = (named_sharding(names, shape, mesh),) * cfg.n_layers
-        shardings = KVCache(kv, kv, batch_sharding(mesh, (batch, length)), named_sharding((), (), mesh))
+            k = (named_sharding(k_names, k_shape, mesh),) * cfg.n_layers
+            v = (named_sharding(v_names, v_shape, mesh),) * cfg.n_layers
+        shardings = KVCache(k, v, batch_sharding(mesh, (batch, length)), named_sharding((), (), mesh))
         return jax.jit(partial(KVCache.zeros, cfg, batch, length), out_shardings=shardings)()
 
     def _prefill_impl(self, params, tokens, valid, cache: KVCache):
@@ -124,8 +128,8 @@ class Decoder:
         counts = jnp.sum(cache.valid, axis=1)
 
         valid = jnp.arange(cache.length)[None] < counts[:, None]
-        cache = cache.map_layers(lambda x: jnp.take_along_axis(x, order[:, None, :, None], axis=2))
-        return state.replace(cache=cache.replace(valid=valid, index=jnp.max(counts).astype(jnp.int32)))
+        cache = cache.take_slots(order).replace(valid=valid, index=jnp.max(counts).astype(jnp.int32))
+        return state.replace(cache=cache)
 
     def _grow_impl(self, state: DecodeState, cache: KVCache) -> DecodeState:
         old = state.cache

@@ -94,7 +94,7 @@ class CandidateSampler:
     def _tails_impl(self, params, head: KVCache, tails, valid):
         b = tails.shape[0]
         lm = self.lm
-        cache = head.map_layers(lambda x: jnp.repeat(x, b, axis=0)).replace(valid=jnp.repeat(head.valid, b, axis=0))
+        cache = head.map_rows(lambda x: jnp.repeat(x, b, axis=0)).replace(valid=jnp.repeat(head.valid, b, axis=0))
         positions = head.index + jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
         with activation_mesh(lm.mesh):
             hidden, cache = lm.model.apply({"params": params}, tails, positions, cache=cache, token_valid=valid,
@@ -136,7 +136,7 @@ class CandidateSampler:
     def _sample_impl(self, params, cache: KVCache, row_doc, cut_slot, position, start_token, keys, *, n_steps):
         lm = self.lm
         slots = jnp.arange(cache.length)
-        cache = cache.map_layers(lambda x: x[row_doc]).replace(
+        cache = cache.map_rows(lambda x: x[row_doc]).replace(
             valid=cache.valid[row_doc] & (slots[None] < cut_slot[:, None]))
 
         def forward(cache, tokens, positions):

@@ -63,33 +63,39 @@ def apply_rotary(x: jax.Array, sin: jax.Array, cos: jax.Array, *, interleaved: b
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-    """Softmax attention with grouped KV heads. q [B,T,H,D], k/v [B,K,S,D], mask [B,T,S] → [B,T,H·D].
+    """Softmax attention with grouped KV heads. q [B,T,H,D], k [B,K,D,S], v [B,K,S,D], mask [B,T,S] →
+    [B,T,H·D].
 
-    Keys and values are head-major, as the KV cache stores them, so neither einsum transposes them.
-    Scores and softmax are float32 whatever the compute dtype.
+    k and v are laid out as the KV cache stores them: both products then contract the right operand's
+    major dimension, a plain matmul per (row, head) that XLA:CPU runs several times faster than the
+    transposed forms. Scores and softmax are float32 whatever the compute dtype.
     """
     b, t, h, d = q.shape
-    kv_heads = k.shape[1]
-    q = q.reshape(b, t, kv_heads, h // kv_heads, d)
-    scores = jnp.einsum("btkgd,bksd->bkgts", q, k, preferred_element_type=F32) / math.sqrt(d)
-    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(F32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bkgts,bksd->btkgd", probs, v, preferred_element_type=F32).astype(v.dtype)
-    return out.reshape(b, t, h * d)
+    kv_heads, s = k.shape[1], k.shape[3]
+    g = h // kv_heads
+    q = q.reshape(b, t, kv_heads, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv_heads, g * t, d)
+    batch = ((0, 1), (0, 1))
+    scores = jax.lax.dot_general(q, k, (((3,), (2,)), batch), preferred_element_type=F32) / math.sqrt(d)
+    scores = jnp.where(mask[:, None, None], scores.reshape(b, kv_heads, g, t, s), jnp.finfo(F32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype).reshape(b, kv_heads, g * t, s)
+    out = jax.lax.dot_general(probs, v, (((3,), (2,)), batch), preferred_element_type=F32).astype(v.dtype)
+    return out.reshape(b, kv_heads, g, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h * d)
 
 
-def write_cache(cache: jax.Array | None, new: jax.Array, index: jax.Array) -> jax.Array:
-    """new [B,K,T,D] written into cache [B,K,S,D] at slot `index`; without a cache, new itself."""
+def write_cache(cache: jax.Array | None, new: jax.Array, index: jax.Array, slot_axis: int) -> jax.Array:
+    """new written into cache at slot `index` along slot_axis; without a cache, new itself."""
     if cache is None:
         return new
-    return jax.lax.dynamic_update_slice(cache, new.astype(cache.dtype), (0, 0, index, 0))
+    start = [0] * cache.ndim
+    start[slot_axis] = index
+    return jax.lax.dynamic_update_slice(cache, new.astype(cache.dtype), start)
 
 
 def project_qkv(
     x: jax.Array, cfg, *, use_bias: bool, sin: jax.Array, cos: jax.Array, interleaved: bool
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """q [B,T,H,D], k and v [B,K,T,D] (head-major, as the cache holds them) from x, rotary applied to q
-    and k."""
+    """q [B,T,H,D], k [B,K,D,T] and v [B,K,T,D] (laid out as the cache holds them) from x, rotary
+    applied to q and k."""
     b, t, _ = x.shape
     hd = cfg.head_dim
     common = dict(use_bias=use_bias, dtype=cfg.dtype, param_dtype=cfg.param_dtype)
@@ -101,7 +107,7 @@ def project_qkv(
     v = v.reshape(b, t, cfg.n_kv_heads, hd)
     q = apply_rotary(q, sin, cos, interleaved=interleaved)
     k = apply_rotary(k, sin, cos, interleaved=interleaved)
-    return constrain(q, ("batch", "length", "act_heads", None)), k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
+    return constrain(q, ("batch", "length", "act_heads", None)), k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)
 
 
 def self_attention(
@@ -111,8 +117,8 @@ def self_attention(
 ) -> tuple[jax.Array, tuple[jax.Array | None, jax.Array | None]]:
     """The attention half of a block: projections, rotary, cache write, attention, output projection."""
     q, k, v = project_qkv(x, cfg, use_bias=use_bias, sin=sin, cos=cos, interleaved=interleaved)
-    k_all = write_cache(k_cache, k, cache_index)
-    v_all = write_cache(v_cache, v, cache_index)
+    k_all = write_cache(k_cache, k, cache_index, slot_axis=3)
+    v_all = write_cache(v_cache, v, cache_index, slot_axis=2)
     out = attention(q, k_all, v_all, mask)
     out = dense(cfg.d_model, ("heads", "embed"), use_bias=use_bias, dtype=cfg.dtype,
                 param_dtype=cfg.param_dtype, name=out_name)(out)

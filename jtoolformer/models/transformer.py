@@ -23,33 +23,47 @@ ARCH_MODULES: dict[str, ModuleType] = {"gptj": gptj, "llama": llama}
 
 @flax.struct.dataclass
 class KVCache:
-    """Keys and values of every layer: one [L, B, K, S, D] array each when the layers are scanned, a
-    tuple of L [B, K, S, D] arrays when they are unrolled (so each layer's cache is updated in place)."""
+    """Keys [B, K, D, S] and values [B, K, S, D] of every layer: stacked along a leading layer axis when
+    the layers are scanned, a tuple of per-layer arrays when they are unrolled (each then updated in
+    place). Keys put the slot last so that attention's two products are plain matmuls."""
 
     k: jax.Array | tuple[jax.Array, ...]
     v: jax.Array | tuple[jax.Array, ...]
     valid: jax.Array  # [B, S] bool: slot holds a real token of that row
     index: jax.Array  # int32 []: the next slot to write (shared by all rows)
 
+    @staticmethod
+    def shapes(cfg: ModelConfig, batch: int, length: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """One layer's key and value shapes."""
+        return (batch, cfg.n_kv_heads, cfg.head_dim, length), (batch, cfg.n_kv_heads, length, cfg.head_dim)
+
     @classmethod
     def zeros(cls, cfg: ModelConfig, batch: int, length: int, dtype=None) -> "KVCache":
-        shape = (batch, cfg.n_kv_heads, length, cfg.head_dim)
         dtype = dtype or cfg.dtype
         if cfg.layers_scanned:
-            k, v = (jnp.zeros((cfg.n_layers, *shape), dtype) for _ in "kv")
+            k, v = (jnp.zeros((cfg.n_layers, *shape), dtype) for shape in cls.shapes(cfg, batch, length))
         else:
-            k, v = (tuple(jnp.zeros(shape, dtype) for _ in range(cfg.n_layers)) for _ in "kv")
+            k, v = (tuple(jnp.zeros(shape, dtype) for _ in range(cfg.n_layers))
+                    for shape in cls.shapes(cfg, batch, length))
         return cls(k, v, jnp.zeros((batch, length), bool), jnp.zeros((), jnp.int32))
 
     @property
     def length(self) -> int:
         return self.valid.shape[1]
 
-    def map_layers(self, fn: Callable[[jax.Array], jax.Array]) -> "KVCache":
-        """fn applied to each layer's keys and values [B, K, S, D]; valid and index unchanged."""
+    def _map(self, fn_k: Callable[[jax.Array], jax.Array], fn_v: Callable[[jax.Array], jax.Array]) -> "KVCache":
         if isinstance(self.k, tuple):
-            return self.replace(k=tuple(map(fn, self.k)), v=tuple(map(fn, self.v)))
-        return self.replace(k=jax.vmap(fn)(self.k), v=jax.vmap(fn)(self.v))
+            return self.replace(k=tuple(map(fn_k, self.k)), v=tuple(map(fn_v, self.v)))
+        return self.replace(k=jax.vmap(fn_k)(self.k), v=jax.vmap(fn_v)(self.v))
+
+    def map_rows(self, fn: Callable[[jax.Array], jax.Array]) -> "KVCache":
+        """fn applied along the row (batch) axis of each layer's keys and values; valid is left as it is."""
+        return self._map(fn, fn)
+
+    def take_slots(self, order: jax.Array) -> "KVCache":
+        """Each row's slots reordered by order [B, S] (valid and index left as they are)."""
+        return self._map(lambda k: jnp.take_along_axis(k, order[:, None, None, :], axis=3),
+                         lambda v: jnp.take_along_axis(v, order[:, None, :, None], axis=2))
 
 
 def attention_mask(
