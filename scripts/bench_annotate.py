@@ -3,9 +3,10 @@
 Both annotate the same documents of the shipped corpus with the embedded default model and the same
 k and m: jtoolformer's pipeline, and a PyTorch one that does one forward per document to find
 positions, one `generate` per kept position (m samples) and one forward per candidate and variant
-to filter. jtoolformer's documents/s is the steady state after a first pass over other documents (that
-pass, which compiles the jitted steps, is reported beside it). Also reports the filter stage's compiled temporary memory for two vocabulary sizes, which
-should not grow with the vocabulary. Writes JSON (--out).
+to filter. jtoolformer's documents/s is the steady state after a first pass over other documents
+(that pass, which compiles the jitted steps, is reported beside it). Also reports the filter stage's
+compiled temporary memory for two vocabulary sizes, which should not grow with the vocabulary.
+Writes JSON (--out).
 
     python scripts/bench_annotate.py --docs 8 --out scripts/results/bench_annotate.json
 """

@@ -1,8 +1,9 @@
 """Forward and cached-decode speed of jtoolformer's models beside transformers (PyTorch) in the same run.
 
 Writes JSON (--out): per model, tokens/s for a 512-token forward and for greedy decoding with a KV
-cache, the ratio to transformers, and the forward's FLOP/s as a fraction of this machine's measured
-matmul peak (JAX, float32).
+cache, the ratio to transformers, and the rooflines both sides are held to: the forward's FLOP/s as a
+fraction of this machine's measured matmul peak (JAX, in the compute dtype), and decoding against the
+bound set by streaming the weights once per token at the measured memory bandwidth.
 
     python scripts/bench_model.py --out scripts/results/bench_model.json [--models gptj_tiny,gptj_125m,smollm2]
 """
@@ -44,6 +45,23 @@ def matmul_peak_flops(dtype=jnp.float32, n: int = 2048) -> float:
     return 2 * n**3 / best_time(lambda: f(a).block_until_ready(), 5)
 
 
+def memory_bandwidth(n_bytes: int = 1 << 30) -> float:
+    """Bytes/s a float32 matrix-vector product streams from a matrix larger than the caches: what bounds
+    batch-1 decoding, which reads every weight once per token."""
+    cols = 1 << 15
+    w = jnp.ones((n_bytes // 4 // cols, cols), jnp.float32)
+    x = jnp.ones((1, w.shape[0]), jnp.float32)
+    f = jax.jit(lambda x, w: x @ w)
+    return w.nbytes / best_time(lambda: f(x, w).block_until_ready(), 5)
+
+
+def decode_bytes_per_token(cfg: ModelConfig) -> int:
+    """Weight bytes one batch-1 decode step reads: all of them but the embedding table, of which it
+    reads one row (unless the table is also the output head)."""
+    embedding = 0 if cfg.tie_embeddings else cfg.vocab_size * cfg.d_model
+    return (cfg.n_params - embedding) * jnp.dtype(cfg.param_dtype).itemsize
+
+
 def forward_flops(cfg: ModelConfig, t: int) -> float:
     """Matmul FLOPs of one forward over t tokens (attention scores counted in full, as computed)."""
     d, hd = cfg.d_model, cfg.head_dim
@@ -53,7 +71,7 @@ def forward_flops(cfg: ModelConfig, t: int) -> float:
     return cfg.n_layers * per_layer + 2 * t * d * cfg.vocab_size
 
 
-def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peaks: dict) -> dict:
+def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peaks: dict, bandwidth: float) -> dict:
     seq = min(seq, lm.config.max_positions - new_tokens)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, min(lm.config.vocab_size, 32000), (1, seq))
@@ -78,6 +96,11 @@ def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peak
         "decode_tokens_per_s": new_tokens / jax_dec,
         "decode_tokens_per_s_transformers": new_tokens / torch_dec,
         "decode_speedup": torch_dec / jax_dec,
+        # Rooflines: what no implementation of this config at this precision can beat on this machine.
+        "forward_fraction_of_matmul_peak_transformers": flops / torch_fwd / peaks[lm.config.dtype],
+        "decode_bound_tokens_per_s": bandwidth / decode_bytes_per_token(lm.config),
+        "decode_fraction_of_bound": new_tokens / jax_dec / (bandwidth / decode_bytes_per_token(lm.config)),
+        "decode_speedup_at_bound": torch_dec / new_tokens * bandwidth / decode_bytes_per_token(lm.config),
         "params": lm.config.n_params,
     }
     print(name, json.dumps(result, indent=1))
@@ -111,16 +134,19 @@ def main() -> None:
     args = parser.parse_args()
 
     peaks = {"float32": matmul_peak_flops(jnp.float32), "bfloat16": matmul_peak_flops(jnp.bfloat16)}
+    bandwidth = memory_bandwidth()
     results = {"machine": {"processor": platform.processor() or platform.machine(),
                            "jax_devices": [str(d) for d in jax.devices()], "torch_threads": torch.get_num_threads(),
-                           "jax_matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()}},
+                           "jax_matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
+                           "memory_bandwidth_gb_per_s": bandwidth / 1e9},
                "seq": args.seq, "new_tokens": args.new_tokens, "models": {}}
     for name in args.models.split(","):
         model, _, dtype = name.partition("@")
         dtype = dtype or "float32"
         with tempfile.TemporaryDirectory() as tmp:
             lm, ref = smollm2_pair(dtype) if model == "smollm2" else gptj_pair(f"configs/{model}.yaml", Path(tmp), dtype)
-            results["models"][name] = bench_pair(name, lm, ref, args.seq, args.new_tokens, args.repeats, peaks)
+            results["models"][name] = bench_pair(name, lm, ref, args.seq, args.new_tokens, args.repeats, peaks,
+                                                       bandwidth)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
 
