@@ -63,9 +63,9 @@ class CandidateSampler:
         self.api_ids = np.array(api_start_ids(tok), np.int32)
         stops = call_stop_ids(tok)
         self.stop_ids = np.array(stops or [-1], np.int32)
-        self._head_cache: dict[int, KVCache] = {}
+        self._head: KVCache | None = None
         self._prefill_head = jax.jit(partial(lm.model.apply, return_hidden=True))
-        self._tails = jax.jit(self._tails_impl)
+        self._tails = jax.jit(self._tails_impl, static_argnames="length")
         self._sample = jax.jit(self._sample_impl, static_argnames="n_steps")
 
     def prepare(self, x: list[int], text: str) -> Document:
@@ -81,21 +81,22 @@ class CandidateSampler:
         return len(self.head) + len(doc.tail) + self.max_call_tokens + 1
 
     # --- stage 1 -------------------------------------------------------------------------------
-    def _head_cache_for(self, length: int) -> KVCache:
-        """The few-shot head prefilled into a cache of `length` slots (kept for the latest length)."""
-        if length not in self._head_cache:
+    def _head_prefix(self) -> KVCache:
+        """An empty cache whose shared prefix is the few-shot head, prefilled once."""
+        if self._head is None:
             lm = self.lm
             tokens = jnp.asarray([self.head], jnp.int32)
             positions = jnp.arange(len(self.head))[None]
-            _, cache = self._prefill_head({"params": lm.params}, tokens, positions, cache=lm.decoder.new_cache(1, length))
-            self._head_cache = {length: cache}
-        return self._head_cache[length]
+            _, cache = self._prefill_head({"params": lm.params}, tokens, positions,
+                                          cache=lm.decoder.new_cache(1, len(self.head)))
+            self._head = cache.map_rows(lambda x: x[0])  # the one row, without its batch axis
+        return self._head
 
-    def _tails_impl(self, params, head: KVCache, tails, valid):
-        b = tails.shape[0]
+    def _tails_impl(self, params, head: KVCache, tails, valid, *, length: int):
         lm = self.lm
-        cache = head.map_rows(lambda x: jnp.repeat(x, b, axis=0)).replace(valid=jnp.repeat(head.valid, b, axis=0))
-        positions = head.index + jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
+        rows = KVCache.zeros(lm.config, tails.shape[0], length)
+        cache = rows.replace(prefix_k=head.k, prefix_v=head.v)
+        positions = len(self.head) + jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
         with activation_mesh(lm.mesh):
             hidden, cache = lm.model.apply({"params": params}, tails, positions, cache=cache, token_valid=valid,
                                            return_hidden=True)
@@ -113,16 +114,16 @@ class CandidateSampler:
         position 0 skipped), and the device state stage 2 continues from."""
         rows = self.lm.decoder.padded_rows(len(docs))
         width = bucket(max(len(d.tail) for d in docs))
-        length = bucket(len(self.head) + width + self.max_call_tokens + 1, 128)  # tools share shapes
+        length = bucket(width + self.max_call_tokens + 1, 64)  # each row's slots after the shared head
         tails = np.zeros((rows, width), np.int32)
         valid = np.zeros((rows, width), bool)
         for r, d in enumerate(docs):
             tails[r, width - len(d.tail):] = d.tail
             valid[r, width - len(d.tail):] = True
         mesh = self.lm.mesh
-        cache, p_api, best = self._tails(self.lm.params, self._head_cache_for(length),
+        cache, p_api, best = self._tails(self.lm.params, self._head_prefix(),
                                          jax.device_put(tails, batch_sharding(mesh, tails.shape)),
-                                         jax.device_put(valid, batch_sharding(mesh, valid.shape)))
+                                         jax.device_put(valid, batch_sharding(mesh, valid.shape)), length=length)
         p_api, best = np.asarray(p_api), np.asarray(best)
         kept: list[Position] = []
         for r, d in enumerate(docs):
@@ -178,7 +179,7 @@ class CandidateSampler:
             rows = self.lm.decoder.padded_rows(len(chunk))
             padded = chunk + [chunk[0]] * (rows - len(chunk))
             row_doc = np.array([p.doc for p, _ in padded], np.int32)
-            cut = np.array([len(self.head) + width - len(docs[p.doc].tail) + docs[p.doc].copy_start + p.i
+            cut = np.array([width - len(docs[p.doc].tail) + docs[p.doc].copy_start + p.i
                             for p, _ in padded], np.int32)
             position = np.array([len(self.head) + docs[p.doc].copy_start + p.i for p, _ in padded], np.int32)
             start_token = np.array([p.start_token for p, _ in padded], np.int32)

@@ -52,10 +52,15 @@ class Scorer:
         w, b = output_head(params, lm.config)
         return -(weights * token_logprobs(picked, w, b, targets)).sum(axis=-1)
 
+    @staticmethod
+    def _scored_x(req: ScoreRequest) -> tuple[int, ...]:
+        """x up to its last scored token: under causal attention nothing later changes L_i."""
+        return req.x[: req.i + SPAN]
+
     def _rows(self, requests: Sequence[ScoreRequest]):
         n = len(requests)
         rows = self.lm.decoder.padded_rows(n)
-        seq_lens = [len(self.bos) + len(r.prefix) + len(r.x) for r in requests]
+        seq_lens = [len(self.bos) + len(r.prefix) + len(self._scored_x(r)) for r in requests]
         width = bucket(max(seq_lens), self.length_multiple)
         if width > self.lm.config.max_positions:
             raise ValueError(f"a scored sequence has {max(seq_lens)} tokens, more than the model's "
@@ -68,7 +73,7 @@ class Scorer:
         for r, (req, length) in enumerate(zip(requests, seq_lens)):
             if not 0 <= req.i < len(req.x):
                 raise ValueError(f"position i={req.i} is outside the text of {len(req.x)} tokens")
-            seqs[r, :length] = [*self.bos, *req.prefix, *req.x]
+            seqs[r, :length] = [*self.bos, *req.prefix, *self._scored_x(req)]
             lengths[r] = length
             start = len(self.bos) + len(req.prefix)
             for t in range(SPAN):
@@ -80,7 +85,7 @@ class Scorer:
     def __call__(self, requests: Sequence[ScoreRequest]) -> np.ndarray:
         """L_i(z) of each request, float32, in order."""
         out = np.zeros(len(requests), np.float32)
-        order = sorted(range(len(requests)), key=lambda k: len(requests[k].prefix) + len(requests[k].x))
+        order = sorted(range(len(requests)), key=lambda k: len(requests[k].prefix) + len(self._scored_x(requests[k])))
         for start in range(0, len(order), self.max_rows):
             idx = order[start : start + self.max_rows]
             arrays = self._rows([requests[k] for k in idx])

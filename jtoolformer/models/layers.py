@@ -62,24 +62,44 @@ def apply_rotary(x: jax.Array, sin: jax.Array, cos: jax.Array, *, interleaved: b
     return jnp.concatenate([rotated.astype(x.dtype), x[..., rot:]], axis=-1)
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
+              prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None) -> jax.Array:
     """Softmax attention with grouped KV heads. q [B,T,H,D], k [B,K,D,S], v [B,K,S,D], mask [B,T,S] →
     [B,T,H·D].
 
     k and v are laid out as the KV cache stores them: both products then contract the right operand's
     major dimension, a plain matmul per (row, head) that XLA:CPU runs several times faster than the
-    transposed forms. Scores and softmax are float32 whatever the compute dtype.
+    transposed forms. A prefix shared by every row (keys [K,D,P], values [K,P,D], seen by every query)
+    is attended to once for the whole batch instead of once per row. Scores and softmax are float32
+    whatever the compute dtype.
     """
     b, t, h, d = q.shape
     kv_heads, s = k.shape[1], k.shape[3]
     g = h // kv_heads
     q = q.reshape(b, t, kv_heads, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv_heads, g * t, d)
-    batch = ((0, 1), (0, 1))
-    scores = jax.lax.dot_general(q, k, (((3,), (2,)), batch), preferred_element_type=F32) / math.sqrt(d)
+    per_row = ((0, 1), (0, 1))
+    scores = jax.lax.dot_general(q, k, (((3,), (2,)), per_row), preferred_element_type=F32) / math.sqrt(d)
     scores = jnp.where(mask[:, None, None], scores.reshape(b, kv_heads, g, t, s), jnp.finfo(F32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype).reshape(b, kv_heads, g * t, s)
-    out = jax.lax.dot_general(probs, v, (((3,), (2,)), batch), preferred_element_type=F32).astype(v.dtype)
-    return out.reshape(b, kv_heads, g, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h * d)
+    shared = ((0,), (0,))  # batch over KV heads only: all rows' queries against one prefix
+
+    def rows_first(x: jax.Array) -> jax.Array:  # [K, B·G·T, n] → [B, K, G, T, n]
+        return x.reshape(kv_heads, b, g, t, x.shape[-1]).transpose(1, 0, 2, 3, 4)
+
+    def heads_first(x: jax.Array) -> jax.Array:  # [B, K, G, T, n] → [K, B·G·T, n]
+        return x.transpose(1, 0, 2, 3, 4).reshape(kv_heads, b * g * t, x.shape[-1])
+
+    if prefix_k is not None:
+        prefix_scores = jax.lax.dot_general(heads_first(q.reshape(b, kv_heads, g, t, d)), prefix_k,
+                                            (((2,), (1,)), shared), preferred_element_type=F32) / math.sqrt(d)
+        scores = jnp.concatenate([rows_first(prefix_scores), scores], axis=-1)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jax.lax.dot_general(probs[..., -s:].reshape(b, kv_heads, g * t, s), v, (((3,), (2,)), per_row),
+                              preferred_element_type=F32).reshape(b, kv_heads, g, t, d)
+    if prefix_k is not None:
+        prefix_out = jax.lax.dot_general(heads_first(probs[..., :-s]), prefix_v, (((2,), (1,)), shared),
+                                         preferred_element_type=F32)
+        out = out + rows_first(prefix_out)
+    return out.astype(v.dtype).transpose(0, 3, 1, 2, 4).reshape(b, t, h * d)
 
 
 def write_cache(cache: jax.Array | None, new: jax.Array, index: jax.Array, slot_axis: int) -> jax.Array:
@@ -114,12 +134,13 @@ def self_attention(
     x: jax.Array, cfg, *, use_bias: bool, interleaved: bool, out_name: str,
     mask: jax.Array, sin: jax.Array, cos: jax.Array, cache_index: jax.Array,
     k_cache: jax.Array | None, v_cache: jax.Array | None,
+    prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None,
 ) -> tuple[jax.Array, tuple[jax.Array | None, jax.Array | None]]:
     """The attention half of a block: projections, rotary, cache write, attention, output projection."""
     q, k, v = project_qkv(x, cfg, use_bias=use_bias, sin=sin, cos=cos, interleaved=interleaved)
     k_all = write_cache(k_cache, k, cache_index, slot_axis=3)
     v_all = write_cache(v_cache, v, cache_index, slot_axis=2)
-    out = attention(q, k_all, v_all, mask)
+    out = attention(q, k_all, v_all, mask, prefix_k, prefix_v)
     out = dense(cfg.d_model, ("heads", "embed"), use_bias=use_bias, dtype=cfg.dtype,
                 param_dtype=cfg.param_dtype, name=out_name)(out)
     if k_cache is None:

@@ -31,6 +31,11 @@ class KVCache:
     v: jax.Array | tuple[jax.Array, ...]
     valid: jax.Array  # [B, S] bool: slot holds a real token of that row
     index: jax.Array  # int32 []: the next slot to write (shared by all rows)
+    # Optional keys [K, D, P] and values [K, P, D] per layer (stacked or a tuple, like k and v) of a
+    # prefix every row continues, e.g. a few-shot prompt: kept once, before every row's slots, and
+    # attended to by all queries. Positions of the rows' tokens count from P.
+    prefix_k: jax.Array | tuple[jax.Array, ...] | None = None
+    prefix_v: jax.Array | tuple[jax.Array, ...] | None = None
 
     @staticmethod
     def shapes(cfg: ModelConfig, batch: int, length: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -104,7 +109,7 @@ class DecoderLM(nn.Module):
                 block,
                 variable_axes={"params": 0},
                 split_rngs={"params": True},
-                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0, 0),
+                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0, 0, 0, 0),
                 length=cfg.n_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )(cfg)
@@ -132,17 +137,17 @@ class DecoderLM(nn.Module):
         sin, cos = rotary_angles(positions, cfg.rotary_dim, cfg.rope_theta)
         mask, valid = attention_mask(tokens.shape[1], segment_ids, cache, token_valid)
         index = jnp.zeros((), jnp.int32) if cache is None else cache.index
+        layer_caches = (None,) * 4 if cache is None else (cache.k, cache.v, cache.prefix_k, cache.prefix_v)
         if cfg.layers_scanned:
-            x, (k, v) = self.h(x, mask, sin, cos, index, *((None, None) if cache is None else (cache.k, cache.v)))
+            x, (k, v) = self.h(x, mask, sin, cos, index, *layer_caches)
         else:
             k, v = [], []
             for i, block in enumerate(self.h):
-                x, (k_i, v_i) = block(x, mask, sin, cos, index, *((None, None) if cache is None else
-                                                                   (cache.k[i], cache.v[i])))
+                x, (k_i, v_i) = block(x, mask, sin, cos, index, *(c if c is None else c[i] for c in layer_caches))
                 k.append(k_i)
                 v.append(v_i)
             k, v = tuple(k), tuple(v)
-        new_cache = None if cache is None else KVCache(k, v, valid, cache.index + tokens.shape[1])
+        new_cache = None if cache is None else cache.replace(k=k, v=v, valid=valid, index=cache.index + tokens.shape[1])
         x = self.ln_f(x)
         if return_hidden:
             return x, new_cache
