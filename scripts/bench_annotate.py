@@ -8,7 +8,7 @@ to filter. jtoolformer's documents/s is the steady state after a first pass over
 compiled temporary memory for two vocabulary sizes, which should not grow with the vocabulary.
 Writes JSON (--out).
 
-    python scripts/bench_annotate.py --docs 8 --out scripts/results/bench_annotate.json
+    python scripts/bench_annotate.py --docs 16 --out scripts/results/bench_annotate.json
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def filter_temp_bytes(vocab: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--docs", type=int, default=8)
+    parser.add_argument("--docs", type=int, default=16)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--m", type=int, default=3)
     parser.add_argument("--out", default="scripts/results/bench_annotate.json")

@@ -41,7 +41,7 @@ class AnnotateConfig:
     shard_size: int = 64  # documents per output shard
     max_doc_tokens: int = 256  # longer documents are skipped (counted)
     max_call_tokens: int = 32
-    max_rows: int = 32  # rows per sampling / scoring call
+    max_rows: int = 64  # rows per sampling / scoring call (a decode step streams all weights whatever the rows)
     temperature: float = 1.0  # for sampling calls
     tool_timeout_s: float = 10.0
     max_positions: int = 0  # k; 0: the tool's own (paper) value
