@@ -137,8 +137,9 @@ class Decoder:
         def into(new: jax.Array, x: jax.Array) -> jax.Array:
             return jax.lax.dynamic_update_slice(new, x, (0,) * x.ndim)
 
-        return state.replace(cache=old.replace(k=jax.tree.map(into, cache.k, old.k), v=jax.tree.map(into, cache.v, old.v),
-                                               valid=into(cache.valid, old.valid)))
+        grown = old.replace(k=jax.tree.map(into, cache.k, old.k), v=jax.tree.map(into, cache.v, old.v),
+                            valid=into(cache.valid, old.valid))
+        return state.replace(cache=grown)
 
     def make_room(self, state: DecodeState, slots: int) -> DecodeState:
         """A state whose cache has at least `slots` free slots after its next one to write: rows whose

@@ -82,7 +82,8 @@ class CandidateSampler:
 
     # --- stage 1 -------------------------------------------------------------------------------
     def _head_prefix(self) -> KVCache:
-        """An empty cache whose shared prefix is the few-shot head, prefilled once."""
+        """The few-shot head prefilled once: a cache whose k and v (without a batch axis) become the
+        shared prefix of every batch."""
         if self._head is None:
             lm = self.lm
             tokens = jnp.asarray([self.head], jnp.int32)

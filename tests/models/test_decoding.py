@@ -7,7 +7,7 @@ import pytest
 
 from jtoolformer.decoding import Decoder, Sampling, sample
 from jtoolformer.lm import load_model
-from jtoolformer.models import DecoderLM
+from jtoolformer.models import DecoderLM, KVCache
 
 
 @pytest.fixture(scope="module", params=[("gptj_tiny", True), ("gptj_tiny", False), ("llama_tiny", True),
@@ -101,3 +101,17 @@ def test_rows_not_fed_resume_unchanged_through_compaction_and_growth(lm):
     for r, seq in enumerate(seqs):
         np.testing.assert_allclose(np.asarray(state.logits[r]), full_logits(lm, seq)[-1], atol=1e-5, rtol=1e-5)
         assert int(state.positions[r]) == len(seq)
+
+
+def test_rows_continuing_a_shared_prefix_match_full_forwards(lm):
+    prefix, tails = [4, 8, 15, 16, 23], [[42, 7, 9], [108, 3, 5]]
+    model, cfg = DecoderLM(lm.config), lm.config
+    head = lm.decoder.new_cache(1, len(prefix))
+    _, head = model.apply({"params": lm.params}, jnp.asarray([prefix]), jnp.arange(len(prefix))[None], cache=head)
+    head = head.map_rows(lambda x: x[0])
+    cache = KVCache.zeros(cfg, len(tails), 8).replace(prefix_k=head.k, prefix_v=head.v)
+    positions = len(prefix) + jnp.broadcast_to(jnp.arange(3), (len(tails), 3))
+    logits, _ = model.apply({"params": lm.params}, jnp.asarray(tails), positions, cache=cache)
+    for row, tail in enumerate(tails):
+        np.testing.assert_allclose(np.asarray(logits[row]), full_logits(lm, prefix + tail)[len(prefix):],
+                                   atol=1e-5, rtol=1e-5)
