@@ -87,6 +87,7 @@ def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peak
                    pad_token_id=0)
         torch_dec = best_time(lambda: ref.generate(torch.tensor(prompt), **gen), repeats)
     flops = forward_flops(lm.config, seq)
+    decode_bound = bandwidth / decode_bytes_per_token(lm.config)  # tokens/s
     result = {
         "seq": seq,
         "forward_tokens_per_s": seq / jax_fwd,
@@ -98,9 +99,9 @@ def bench_pair(name: str, lm, ref, seq: int, new_tokens: int, repeats: int, peak
         "decode_speedup": torch_dec / jax_dec,
         # Rooflines: what no implementation of this config at this precision can beat on this machine.
         "forward_fraction_of_matmul_peak_transformers": flops / torch_fwd / peaks[lm.config.dtype],
-        "decode_bound_tokens_per_s": bandwidth / decode_bytes_per_token(lm.config),
-        "decode_fraction_of_bound": new_tokens / jax_dec / (bandwidth / decode_bytes_per_token(lm.config)),
-        "decode_speedup_at_bound": torch_dec / new_tokens * bandwidth / decode_bytes_per_token(lm.config),
+        "decode_bound_tokens_per_s": decode_bound,
+        "decode_fraction_of_bound": new_tokens / jax_dec / decode_bound,
+        "decode_speedup_at_bound": decode_bound / (new_tokens / torch_dec),
         "params": lm.config.n_params,
     }
     print(name, json.dumps(result, indent=1))

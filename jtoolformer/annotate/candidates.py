@@ -63,7 +63,7 @@ class CandidateSampler:
         self.api_ids = np.array(api_start_ids(tok), np.int32)
         stops = call_stop_ids(tok)
         self.stop_ids = np.array(stops or [-1], np.int32)
-        self._head: KVCache | None = None
+        self._head_cache: KVCache | None = None
         self._prefill_head = jax.jit(partial(lm.model.apply, return_hidden=True))
         self._tails = jax.jit(self._tails_impl, static_argnames="length")
         self._sample = jax.jit(self._sample_impl, static_argnames="n_steps")
@@ -84,14 +84,14 @@ class CandidateSampler:
     def _head_prefix(self) -> KVCache:
         """The few-shot head prefilled once: a cache whose k and v (without a batch axis) become the
         shared prefix of every batch."""
-        if self._head is None:
+        if self._head_cache is None:
             lm = self.lm
             tokens = jnp.asarray([self.head], jnp.int32)
             positions = jnp.arange(len(self.head))[None]
             _, cache = self._prefill_head({"params": lm.params}, tokens, positions,
                                           cache=lm.decoder.new_cache(1, len(self.head)))
-            self._head = cache.map_rows(lambda x: x[0])  # the one row, without its batch axis
-        return self._head
+            self._head_cache = cache.map_rows(lambda x: x[0])  # the one row, without its batch axis
+        return self._head_cache
 
     def _tails_impl(self, params, head: KVCache, tails, valid, *, length: int):
         lm = self.lm

@@ -60,7 +60,8 @@ class Scorer:
     def _rows(self, requests: Sequence[ScoreRequest]):
         n = len(requests)
         rows = self.lm.decoder.padded_rows(n)
-        seq_lens = [len(self.bos) + len(r.prefix) + len(self._scored_x(r)) for r in requests]
+        xs = [self._scored_x(r) for r in requests]
+        seq_lens = [len(self.bos) + len(r.prefix) + len(x) for r, x in zip(requests, xs)]
         width = bucket(max(seq_lens), self.length_multiple)
         if width > self.lm.config.max_positions:
             raise ValueError(f"a scored sequence has {max(seq_lens)} tokens, more than the model's "
@@ -70,10 +71,10 @@ class Scorer:
         gather = np.zeros((rows, SPAN), np.int32)
         targets = np.zeros((rows, SPAN), np.int32)
         weights = np.zeros((rows, SPAN), np.float32)
-        for r, (req, length) in enumerate(zip(requests, seq_lens)):
+        for r, (req, x, length) in enumerate(zip(requests, xs, seq_lens)):
             if not 0 <= req.i < len(req.x):
                 raise ValueError(f"position i={req.i} is outside the text of {len(req.x)} tokens")
-            seqs[r, :length] = [*self.bos, *req.prefix, *self._scored_x(req)]
+            seqs[r, :length] = [*self.bos, *req.prefix, *x]
             lengths[r] = length
             start = len(self.bos) + len(req.prefix)
             for t in range(SPAN):

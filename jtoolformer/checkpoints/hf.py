@@ -48,26 +48,32 @@ class _Tensors:
         return tuple(reversed(per_tensor)) if self.transposed else tuple(per_tensor)
 
 
+def _unrolled_layer(path: tuple[str, ...]) -> int | None:
+    """The layer index of a param under "h_<i>" (unrolled layers), else None."""
+    match = re.fullmatch(r"h_(\d+)", path[0])
+    return int(match[1]) if match else None
+
+
 def _name_table(cfg: ModelConfig) -> dict[tuple[str, ...], _Tensors]:
     """Our param path → the HF tensors it holds, for the params this config has (scanned layers under
-    "h", or unrolled ones under "h_0", "h_1", …)."""
-    arch = {path: (k, hf, transposed) for k, (path, hf, transposed) in enumerate(ARCH_MODULES[cfg.arch].HF_NAMES)}
-
-    def arch_entry(path: tuple[str, ...]) -> tuple[int, str, bool]:
-        unrolled = re.fullmatch(r"h_(\d+)", path[0])
-        return arch[("h", *path[1:]) if unrolled else path]
-
+    "h", or unrolled ones under "h_0", "h_1", …), in the order of the architecture's name table."""
+    order = {path: k for k, (path, _, _) in enumerate(ARCH_MODULES[cfg.arch].HF_NAMES)}
+    entries = {path: (hf, transposed) for path, hf, transposed in ARCH_MODULES[cfg.arch].HF_NAMES}
+    found = []
+    for path in flatten_dict(abstract_params(cfg)):
+        layer = _unrolled_layer(path)
+        key = path if layer is None else ("h", *path[1:])
+        found.append((order[key], -1 if layer is None else layer, path, key, layer))
     table = {}
-    for path in sorted(flatten_dict(abstract_params(cfg)), key=arch_entry):  # errors name tensors in HF order
-        unrolled = re.fullmatch(r"h_(\d+)", path[0])
-        _, hf, transposed = arch_entry(path)
+    for _, _, path, key, layer in sorted(found):  # errors then name tensors in HF order
+        hf, transposed = entries[key]
         if LAYERED not in hf:
             names = (hf,)
-        elif unrolled:
-            names = (hf.format(i=int(unrolled[1])),)
+        elif layer is not None:
+            names = (hf.format(i=layer),)
         else:
             names = tuple(hf.format(i=i) for i in range(cfg.n_layers))
-        table[path] = _Tensors(names, transposed, stacked=LAYERED in hf and not unrolled)
+        table[path] = _Tensors(names, transposed, stacked=LAYERED in hf and layer is None)
     return table
 
 
