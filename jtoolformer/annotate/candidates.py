@@ -1,8 +1,11 @@
 """Stages 1 and 2 on the device: API-start probabilities over P(x), then calls sampled from the KV
 cache of that same pass, truncated at each kept position (the prefix is never recomputed).
 
-The few-shot part of each tool's prompt (everything before "Input: x") is prefilled once per tool;
-each batch of documents copies that cache and prefills its own tail ("Input: x\\nOutput: x").
+The few-shot part of each tool's prompt (everything before "Input: x") is prefilled once per tool and
+kept as a prefix every document of a batch continues; each batch prefills only its own tails
+("Input: x\nOutput: x"). Calls are then decoded with the rows grouped by document: each group's rows
+attend to the head and to their document's tail (up to their own position), kept once per group, and
+cache only the call tokens they write.
 """
 
 from __future__ import annotations
@@ -53,10 +56,9 @@ class SampledCall:
 class CandidateSampler:
     """Positions and sampled calls for one tool's prompt on one LM."""
 
-    def __init__(self, lm, prompt: str, *, max_call_tokens: int = 32, max_rows: int = 32,
-                 sampling: Sampling = Sampling(temperature=1.0)):
+    def __init__(self, lm, prompt: str, *, max_call_tokens: int = 32, sampling: Sampling = Sampling(temperature=1.0)):
         head_text, tail_text = prompt.split("Input: " + SENTINEL)
-        self.lm, self.max_call_tokens, self.max_rows, self.sampling = lm, max_call_tokens, max_rows, sampling
+        self.lm, self.max_call_tokens, self.sampling = lm, max_call_tokens, sampling
         tok = lm.tokenizer
         self.head = ([tok.bos_id] if tok.bos_id is not None else []) + tok.encode(head_text)
         self.tail_suffix = tail_text  # "\nOutput:"
@@ -65,7 +67,7 @@ class CandidateSampler:
         self.stop_ids = np.array(stops or [-1], np.int32)
         self._head_cache: KVCache | None = None
         self._prefill_head = jax.jit(partial(lm.model.apply, return_hidden=True))
-        self._tails = jax.jit(self._tails_impl, static_argnames="length")
+        self._tails = jax.jit(self._tails_impl)
         self._sample = jax.jit(self._sample_impl, static_argnames="n_steps")
 
     def prepare(self, x: list[int], text: str) -> Document:
@@ -82,20 +84,19 @@ class CandidateSampler:
 
     # --- stage 1 -------------------------------------------------------------------------------
     def _head_prefix(self) -> KVCache:
-        """The few-shot head prefilled once: a cache whose k and v (without a batch axis) become the
-        shared prefix of every batch."""
+        """The few-shot head prefilled once: a one-row cache whose keys and values become the prefix
+        every document continues."""
         if self._head_cache is None:
             lm = self.lm
             tokens = jnp.asarray([self.head], jnp.int32)
             positions = jnp.arange(len(self.head))[None]
-            _, cache = self._prefill_head({"params": lm.params}, tokens, positions,
-                                          cache=lm.decoder.new_cache(1, len(self.head)))
-            self._head_cache = cache.map_rows(lambda x: x[0])  # the one row, without its batch axis
+            _, self._head_cache = self._prefill_head({"params": lm.params}, tokens, positions,
+                                                     cache=lm.decoder.new_cache(1, len(self.head)))
         return self._head_cache
 
-    def _tails_impl(self, params, head: KVCache, tails, valid, *, length: int):
+    def _tails_impl(self, params, head: KVCache, tails, valid):
         lm = self.lm
-        rows = KVCache.zeros(lm.config, tails.shape[0], length)
+        rows = KVCache.zeros(lm.config, tails.shape[0], tails.shape[1])
         cache = rows.replace(prefix_k=head.k, prefix_v=head.v)
         positions = len(self.head) + jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
         with activation_mesh(lm.mesh):
@@ -107,7 +108,7 @@ class CandidateSampler:
         if bias is not None:
             api = api + bias[self.api_ids]
         log_p = jax.nn.logsumexp(api, axis=-1) - logsumexp_over_vocab(hidden, w, bias)
-        return cache, jnp.exp(log_p), jnp.argmax(api, axis=-1)
+        return cache.replace(prefix_k=None, prefix_v=None), jnp.exp(log_p), jnp.argmax(api, axis=-1)
 
     def positions(self, docs: list[Document], threshold: float, top_k: int,
                   allowed: Callable[[int, int], bool] = lambda doc, i: True):
@@ -115,7 +116,6 @@ class CandidateSampler:
         position 0 skipped), and the device state stage 2 continues from."""
         rows = self.lm.decoder.padded_rows(len(docs))
         width = bucket(max(len(d.tail) for d in docs))
-        length = bucket(width + self.max_call_tokens + 1, 64)  # each row's slots after the shared head
         tails = np.zeros((rows, width), np.int32)
         valid = np.zeros((rows, width), bool)
         for r, d in enumerate(docs):
@@ -124,7 +124,7 @@ class CandidateSampler:
         mesh = self.lm.mesh
         cache, p_api, best = self._tails(self.lm.params, self._head_prefix(),
                                          jax.device_put(tails, batch_sharding(mesh, tails.shape)),
-                                         jax.device_put(valid, batch_sharding(mesh, valid.shape)), length=length)
+                                         jax.device_put(valid, batch_sharding(mesh, valid.shape)))
         p_api, best = np.asarray(p_api), np.asarray(best)
         kept: list[Position] = []
         for r, d in enumerate(docs):
@@ -135,11 +135,23 @@ class CandidateSampler:
         return kept, (cache, width)
 
     # --- stage 2 -------------------------------------------------------------------------------
-    def _sample_impl(self, params, cache: KVCache, row_doc, cut_slot, position, start_token, keys, *, n_steps):
+    def _sample_impl(self, params, head: KVCache, tails: KVCache, group_doc, cut, position, start_token, keys,
+                     done, *, n_steps):
+        """Rows [n·J]: J per document group; row r continues document group_doc[r // J] up to tail
+        column cut[r] (exclusive) and holds only its own call tokens in its cache."""
         lm = self.lm
-        slots = jnp.arange(cache.length)
-        cache = cache.map_rows(lambda x: x[row_doc]).replace(
-            valid=cache.valid[row_doc] & (slots[None] < cut_slot[:, None]))
+        rows, groups = cut.shape[0], group_doc.shape[0]
+        docs = tails.map_rows(lambda x: x[group_doc])
+
+        def join(head_part, doc_part, axis):  # the head broadcast to every group, then the group's tail
+            shape = doc_part.shape[:axis] + head_part.shape[axis:axis + 1] + doc_part.shape[axis + 1:]
+            return jnp.concatenate([jnp.broadcast_to(head_part, shape), doc_part], axis=axis)
+
+        seen = docs.valid[jnp.arange(rows) // (rows // groups)] & (jnp.arange(tails.length)[None] < cut[:, None])
+        cache = KVCache.zeros(lm.config, rows, n_steps + 1).replace(
+            prefix_k=jax.tree.map(lambda h, d: join(h, d, d.ndim - 1), head.k, docs.k),
+            prefix_v=jax.tree.map(lambda h, d: join(h, d, d.ndim - 2), head.v, docs.v),
+            prefix_valid=jnp.concatenate([jnp.ones((rows, len(self.head)), bool), seen], axis=1))
 
         def forward(cache, tokens, positions):
             with activation_mesh(lm.mesh):
@@ -147,7 +159,6 @@ class CandidateSampler:
             return logits[:, -1], cache
 
         logits, cache = forward(cache, start_token, position)
-        rows = row_doc.shape[0]
 
         def body(carry):
             step, cache, logits, done, out = carry
@@ -163,31 +174,39 @@ class CandidateSampler:
             step, _, _, done, _ = carry
             return (step < n_steps) & ~done.all()
 
-        init = (0, cache, logits, jnp.zeros(rows, bool), jnp.full((rows, n_steps), -1, jnp.int32))
+        init = (0, cache, logits, done, jnp.full((rows, n_steps), -1, jnp.int32))
         return jax.lax.while_loop(more, body, init)[-1]
 
     def sample_calls(self, docs: list[Document], kept: list[Position], state, m: int,
                      doc_keys: list[jax.Array]) -> list[SampledCall]:
-        """m calls at every kept position. Each (document, position, sample) has its own random key,
-        so results do not depend on how rows are batched."""
-        cache, width = state
+        """m calls at every kept position, all decoded together. Each (document, position, sample) has
+        its own random key, so results do not depend on how rows are batched."""
+        tails, width = state
+        if not kept:
+            return []
+        by_doc: dict[int, list[tuple[Position, int]]] = {}
+        for pos in kept:
+            by_doc.setdefault(pos.doc, []).extend((pos, s) for s in range(m))
+        per_group = max(len(jobs) for jobs in by_doc.values())
+        groups = self.lm.decoder.padded_rows(len(by_doc))
+        doc_ids = list(by_doc) + [next(iter(by_doc))] * (groups - len(by_doc))
+        rows: list[tuple[Position, int] | None] = []
+        for d in doc_ids[: len(by_doc)]:
+            rows += by_doc[d] + [None] * (per_group - len(by_doc[d]))
+        rows += [None] * (groups * per_group - len(rows))
+        filler = kept[0], 0
+        jobs = [job or filler for job in rows]  # padding rows start done; their values only need be valid
+        cut = np.array([width - len(docs[p.doc].tail) + docs[p.doc].copy_start + p.i for p, _ in jobs], np.int32)
+        position = np.array([len(self.head) + docs[p.doc].copy_start + p.i for p, _ in jobs], np.int32)
+        start_token = np.array([p.start_token for p, _ in jobs], np.int32)
+        keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(doc_keys[p.doc], p.i), s) for p, s in jobs])
+        done = np.array([job is None for job in rows])
+        tokens = np.asarray(self._sample(self.lm.params, self._head_prefix(), tails, np.array(doc_ids, np.int32),
+                                         cut, position, start_token, keys, done, n_steps=self.max_call_tokens))
         tok = self.lm.tokenizer
-        jobs = [(pos, s) for pos in kept for s in range(m)]
-        out: list[SampledCall] = []
-        n_steps = self.max_call_tokens
-        for start in range(0, len(jobs), self.max_rows):
-            chunk = jobs[start : start + self.max_rows]
-            rows = self.lm.decoder.padded_rows(len(chunk))
-            padded = chunk + [chunk[0]] * (rows - len(chunk))
-            row_doc = np.array([p.doc for p, _ in padded], np.int32)
-            cut = np.array([width - len(docs[p.doc].tail) + docs[p.doc].copy_start + p.i
-                            for p, _ in padded], np.int32)
-            position = np.array([len(self.head) + docs[p.doc].copy_start + p.i for p, _ in padded], np.int32)
-            start_token = np.array([p.start_token for p, _ in padded], np.int32)
-            keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(doc_keys[p.doc], p.i), s) for p, s in padded])
-            tokens = np.asarray(self._sample(self.lm.params, cache, row_doc, cut, position, start_token, keys,
-                                             n_steps=n_steps))
-            for (p, s), row in zip(chunk, tokens):
-                ids = [int(t) for t in row if t >= 0]
+        out = []
+        for job, row in zip(rows, tokens):
+            if job is not None:
+                (p, s), ids = job, [int(t) for t in row if t >= 0]
                 out.append(SampledCall(p.doc, p.i, s, tok.decode([p.start_token] + ids)))
         return out

@@ -41,7 +41,7 @@ class AnnotateConfig:
     shard_size: int = 64  # documents per output shard
     max_doc_tokens: int = 256  # longer documents are skipped (counted)
     max_call_tokens: int = 32
-    max_rows: int = 64  # rows per sampling / scoring call (a decode step streams all weights whatever the rows)
+    max_rows: int = 64  # rows per scoring call (a batch's calls are all sampled together)
     temperature: float = 1.0  # for sampling calls
     tool_timeout_s: float = 10.0
     max_positions: int = 0  # k; 0: the tool's own (paper) value
@@ -98,7 +98,7 @@ class Annotator:
         self.lm, self.tools, self.cfg = lm, tools, cfg
         sampling = Sampling(temperature=cfg.temperature)
         self.samplers = {name: CandidateSampler(lm, tool.render_prompt(SENTINEL), max_call_tokens=cfg.max_call_tokens,
-                                                max_rows=cfg.max_rows, sampling=sampling)
+                                                sampling=sampling)
                          for name, tool in tools.items()}
         self.scorer = Scorer(lm, max_rows=cfg.max_rows)
         self.executor = ToolExecutor(tools, timeout_s=cfg.tool_timeout_s)

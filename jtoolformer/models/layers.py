@@ -64,39 +64,43 @@ def apply_rotary(x: jax.Array, sin: jax.Array, cos: jax.Array, *, interleaved: b
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
               prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None) -> jax.Array:
-    """Softmax attention with grouped KV heads. q [B,T,H,D], k [B,K,D,S], v [B,K,S,D], mask [B,T,S] →
-    [B,T,H·D].
+    """Softmax attention with grouped KV heads. q [B,T,H,D], k [B,K,D,S], v [B,K,S,D] → [B,T,H·D].
 
     k and v are laid out as the KV cache stores them: both products then contract the right operand's
     major dimension, a plain matmul per (row, head) that XLA:CPU runs several times faster than the
-    transposed forms. A prefix shared by every row (keys [K,D,P], values [K,P,D], seen by every query)
-    is attended to once for the whole batch instead of once per row. Scores and softmax are float32
-    whatever the compute dtype.
+    transposed forms. An optional prefix (keys [G,K,D,P], values [G,K,P,D]) comes before every row's
+    slots: the B rows form G equal consecutive groups and each group's queries attend to its own prefix
+    in one matmul, so a prefix is read once per group instead of once per row (G = 1: one prefix shared
+    by all rows). mask is [B,T,S], or [B,T,P+S] with a prefix. Scores and softmax are float32 whatever
+    the compute dtype.
     """
     b, t, h, d = q.shape
     kv_heads, s = k.shape[1], k.shape[3]
     g = h // kv_heads
-    q = q.reshape(b, t, kv_heads, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv_heads, g * t, d)
+    q = q.reshape(b, t, kv_heads, g, d).transpose(0, 2, 3, 1, 4)  # [B, K, G, T, D]
     per_row = ((0, 1), (0, 1))
-    scores = jax.lax.dot_general(q, k, (((3,), (2,)), per_row), preferred_element_type=F32) / math.sqrt(d)
-    scores = jnp.where(mask[:, None, None], scores.reshape(b, kv_heads, g, t, s), jnp.finfo(F32).min)
-    shared = ((0,), (0,))  # batch over KV heads only: all rows' queries against one prefix
-
-    def rows_first(x: jax.Array) -> jax.Array:  # [K, B·G·T, n] → [B, K, G, T, n]
-        return x.reshape(kv_heads, b, g, t, x.shape[-1]).transpose(1, 0, 2, 3, 4)
-
-    def heads_first(x: jax.Array) -> jax.Array:  # [B, K, G, T, n] → [K, B·G·T, n]
-        return x.transpose(1, 0, 2, 3, 4).reshape(kv_heads, b * g * t, x.shape[-1])
-
+    scores = jax.lax.dot_general(q.reshape(b, kv_heads, g * t, d), k, (((3,), (2,)), per_row),
+                                 preferred_element_type=F32).reshape(b, kv_heads, g, t, s)
     if prefix_k is not None:
-        prefix_scores = jax.lax.dot_general(heads_first(q.reshape(b, kv_heads, g, t, d)), prefix_k,
-                                            (((2,), (1,)), shared), preferred_element_type=F32) / math.sqrt(d)
+        n = prefix_k.shape[0]
+
+        def groups_first(x: jax.Array) -> jax.Array:  # [B, K, G, T, m] → [n, K, (B/n)·G·T, m]
+            x = x.reshape(n, b // n, kv_heads, g, t, x.shape[-1]).transpose(0, 2, 1, 3, 4, 5)
+            return x.reshape(n, kv_heads, (b // n) * g * t, x.shape[-1])
+
+        def rows_first(x: jax.Array) -> jax.Array:  # [n, K, (B/n)·G·T, m] → [B, K, G, T, m]
+            x = x.reshape(n, kv_heads, b // n, g, t, x.shape[-1]).transpose(0, 2, 1, 3, 4, 5)
+            return x.reshape(b, kv_heads, g, t, x.shape[-1])
+
+        prefix_scores = jax.lax.dot_general(groups_first(q), prefix_k, (((3,), (2,)), per_row),
+                                            preferred_element_type=F32)
         scores = jnp.concatenate([rows_first(prefix_scores), scores], axis=-1)
+    scores = jnp.where(mask[:, None, None], scores / math.sqrt(d), jnp.finfo(F32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     out = jax.lax.dot_general(probs[..., -s:].reshape(b, kv_heads, g * t, s), v, (((3,), (2,)), per_row),
                               preferred_element_type=F32).reshape(b, kv_heads, g, t, d)
     if prefix_k is not None:
-        prefix_out = jax.lax.dot_general(heads_first(probs[..., :-s]), prefix_v, (((2,), (1,)), shared),
+        prefix_out = jax.lax.dot_general(groups_first(probs[..., :-s]), prefix_v, (((3,), (2,)), per_row),
                                          preferred_element_type=F32)
         out = out + rows_first(prefix_out)
     return out.astype(v.dtype).transpose(0, 3, 1, 2, 4).reshape(b, t, h * d)

@@ -31,11 +31,14 @@ class KVCache:
     v: jax.Array | tuple[jax.Array, ...]
     valid: jax.Array  # [B, S] bool: slot holds a real token of that row
     index: jax.Array  # int32 []: the next slot to write (shared by all rows)
-    # Optional keys [K, D, P] and values [K, P, D] per layer (stacked or a tuple, like k and v) of a
-    # prefix every row continues, e.g. a few-shot prompt: kept once, before every row's slots, and
-    # attended to by all queries. Positions of the rows' tokens count from P.
+    # Optional keys [G, K, D, P] and values [G, K, P, D] per layer (stacked or a tuple, like k and v) of
+    # prefixes the rows continue, e.g. a few-shot prompt (G = 1, shared by every row) or one document
+    # per group of rows: the B rows form G equal consecutive groups and group g continues prefix g, kept
+    # once before its rows' slots. prefix_valid [B, P] says which prefix slots each row sees (None: all).
+    # Positions of the rows' tokens continue their prefix's.
     prefix_k: jax.Array | tuple[jax.Array, ...] | None = None
     prefix_v: jax.Array | tuple[jax.Array, ...] | None = None
+    prefix_valid: jax.Array | None = None
 
     @staticmethod
     def shapes(cfg: ModelConfig, batch: int, length: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -55,6 +58,12 @@ class KVCache:
     @property
     def length(self) -> int:
         return self.valid.shape[1]
+
+    @property
+    def prefix_length(self) -> int:
+        if self.prefix_k is None:
+            return 0
+        return (self.prefix_k[0] if isinstance(self.prefix_k, tuple) else self.prefix_k).shape[-1]
 
     def _map(self, fn_k: Callable[[jax.Array], jax.Array], fn_v: Callable[[jax.Array], jax.Array]) -> "KVCache":
         if isinstance(self.k, tuple):
@@ -77,7 +86,8 @@ def attention_mask(
     """[B, T, S] boolean mask and the cache's updated `valid` (None without a cache).
 
     Without a cache: causal, and within one segment when segment_ids (0 = padding) are given.
-    With a cache: the T new tokens occupy slots index..index+T-1; a query sees valid slots up to its own.
+    With a cache: the T new tokens occupy slots index..index+T-1; a query sees valid slots up to its own,
+    after the cache's prefix slots (all, or those prefix_valid marks).
     """
     if cache is None:
         causal = jnp.tril(jnp.ones((t, t), bool))[None]
@@ -90,6 +100,10 @@ def attention_mask(
     valid = jax.lax.dynamic_update_slice(cache.valid, new_valid, (0, cache.index))
     query_slot = cache.index + jnp.arange(t)
     mask = valid[:, None, :] & (jnp.arange(s)[None, None, :] <= query_slot[None, :, None])
+    if cache.prefix_k is not None:
+        prefix = (jnp.ones((b, cache.prefix_length), bool) if cache.prefix_valid is None
+                  else cache.prefix_valid)
+        mask = jnp.concatenate([jnp.broadcast_to(prefix[:, None], (b, t, prefix.shape[1])), mask], axis=2)
     return mask, valid
 
 

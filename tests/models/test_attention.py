@@ -1,25 +1,36 @@
-"""Attention to a prefix shared by all rows equals attention to that prefix copied into every row."""
+"""Attention to prefixes kept once per group of rows equals attention to each row's prefix copied
+into that row."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jtoolformer.models.layers import attention
 
+B, T, S, P, KV_HEADS, GROUP, D = 6, 2, 5, 4, 2, 3, 8
 
-def test_shared_prefix_equals_a_copy_per_row():
-    b, t, s, p, kv_heads, groups, d = 3, 2, 5, 4, 2, 3, 8
-    keys = jax.random.split(jax.random.key(0), 5)
-    q = jax.random.normal(keys[0], (b, t, kv_heads * groups, d))
-    k = jax.random.normal(keys[1], (b, kv_heads, d, s))
-    v = jax.random.normal(keys[2], (b, kv_heads, s, d))
-    prefix_k = jax.random.normal(keys[3], (kv_heads, d, p))
-    prefix_v = jax.random.normal(keys[4], (kv_heads, p, d))
-    mask = jnp.asarray(np.random.default_rng(0).random((b, t, s)) < 0.6).at[:, :, 0].set(True)
 
-    shared = attention(q, k, v, mask, prefix_k, prefix_v)
-    copied = attention(q, jnp.concatenate([jnp.broadcast_to(prefix_k, (b, *prefix_k.shape)), k], axis=3),
-                       jnp.concatenate([jnp.broadcast_to(prefix_v, (b, *prefix_v.shape)), v], axis=2),
-                       jnp.concatenate([jnp.ones((b, t, p), bool), mask], axis=2))
-    np.testing.assert_allclose(shared, copied, atol=1e-5, rtol=1e-5)
-    assert not np.allclose(shared, attention(q, k, v, mask), atol=1e-3)  # the prefix matters
+def _inputs(groups: int):
+    keys = jax.random.split(jax.random.key(groups), 5)
+    q = jax.random.normal(keys[0], (B, T, KV_HEADS * GROUP, D))
+    k = jax.random.normal(keys[1], (B, KV_HEADS, D, S))
+    v = jax.random.normal(keys[2], (B, KV_HEADS, S, D))
+    prefix_k = jax.random.normal(keys[3], (groups, KV_HEADS, D, P))
+    prefix_v = jax.random.normal(keys[4], (groups, KV_HEADS, P, D))
+    rng = np.random.default_rng(groups)
+    mask = jnp.asarray(rng.random((B, T, P + S)) < 0.6).at[:, :, -S].set(True)
+    return q, k, v, prefix_k, prefix_v, mask
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_prefix_per_group_equals_a_copy_per_row(groups):
+    q, k, v, prefix_k, prefix_v, mask = _inputs(groups)
+    row_group = np.arange(B) // (B // groups)
+    kept_once = attention(q, k, v, mask, prefix_k, prefix_v)
+    copied = attention(q, jnp.concatenate([prefix_k[row_group], k], axis=3),
+                       jnp.concatenate([prefix_v[row_group], v], axis=2), mask)
+    np.testing.assert_allclose(kept_once, copied, atol=1e-5, rtol=1e-5)
+    assert not np.allclose(kept_once, attention(q, k, v, mask[:, :, P:]), atol=1e-3)  # the prefix matters
+    if groups > 1:  # and each group sees its own
+        assert not np.allclose(kept_once, attention(q, k, v, mask, prefix_k[::-1], prefix_v[::-1]), atol=1e-3)

@@ -108,10 +108,27 @@ def test_rows_continuing_a_shared_prefix_match_full_forwards(lm):
     model, cfg = DecoderLM(lm.config), lm.config
     head = lm.decoder.new_cache(1, len(prefix))
     _, head = model.apply({"params": lm.params}, jnp.asarray([prefix]), jnp.arange(len(prefix))[None], cache=head)
-    head = head.map_rows(lambda x: x[0])
     cache = KVCache.zeros(cfg, len(tails), 8).replace(prefix_k=head.k, prefix_v=head.v)
     positions = len(prefix) + jnp.broadcast_to(jnp.arange(3), (len(tails), 3))
     logits, _ = model.apply({"params": lm.params}, jnp.asarray(tails), positions, cache=cache)
     for row, tail in enumerate(tails):
         np.testing.assert_allclose(np.asarray(logits[row]), full_logits(lm, prefix + tail)[len(prefix):],
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_groups_of_rows_continuing_their_own_truncated_prefix_match_full_forwards(lm):
+    """Two documents kept once each as the prefix of a group of two rows; each row sees its
+    document only up to its own cut, as call sampling does."""
+    prefixes = [[4, 8, 15, 16, 23], [42, 4, 7, 1, 2]]
+    cuts, tails = [5, 2, 3, 5], [[42, 7], [108, 3], [9, 9], [11, 12]]
+    model, cfg = DecoderLM(lm.config), lm.config
+    docs = lm.decoder.new_cache(2, 5)
+    _, docs = model.apply({"params": lm.params}, jnp.asarray(prefixes), jnp.broadcast_to(jnp.arange(5), (2, 5)),
+                          cache=docs)
+    seen = jnp.arange(5)[None] < jnp.asarray(cuts)[:, None]
+    cache = KVCache.zeros(cfg, 4, 4).replace(prefix_k=docs.k, prefix_v=docs.v, prefix_valid=seen)
+    positions = jnp.asarray(cuts)[:, None] + jnp.arange(2)[None]
+    logits, _ = model.apply({"params": lm.params}, jnp.asarray(tails), positions, cache=cache)
+    for row, (cut, tail) in enumerate(zip(cuts, tails)):
+        np.testing.assert_allclose(np.asarray(logits[row]), full_logits(lm, prefixes[row // 2][:cut] + tail)[cut:],
                                    atol=1e-5, rtol=1e-5)
