@@ -25,6 +25,7 @@ from jtoolformer.models import KVCache
 from jtoolformer.sharding import activation_mesh, batch_sharding
 
 SENTINEL = "\x00TEXT\x00"
+CHECK_EVERY = 4  # decoding steps between checks of how many rows still write
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ class CandidateSampler:
         self._head_cache: KVCache | None = None
         self._prefill_head = jax.jit(partial(lm.model.apply, return_hidden=True))
         self._tails = jax.jit(self._tails_impl)
-        self._sample = jax.jit(self._sample_impl, static_argnames="n_steps")
+        self._start = jax.jit(self._start_impl, static_argnames="n_steps")
+        self._decode = jax.jit(self._decode_impl, donate_argnums=1)
+        self._compact = jax.jit(self._compact_impl)
 
     def prepare(self, x: list[int], text: str) -> Document:
         """The tail for text x: "Input: x\\nOutput:" then x again, spelled with a leading space where
@@ -135,13 +138,13 @@ class CandidateSampler:
         return kept, (cache, width)
 
     # --- stage 2 -------------------------------------------------------------------------------
-    def _sample_impl(self, params, head: KVCache, tails: KVCache, group_doc, cut, position, start_token, keys,
-                     done, *, n_steps):
+    def _start_impl(self, params, head: KVCache, tails: KVCache, group_doc, cut, position, start_token, *, n_steps):
         """Rows [n·J]: J per document group; row r continues document group_doc[r // J] up to tail
-        column cut[r] (exclusive) and holds only its own call tokens in its cache."""
+        column cut[r] (exclusive) and holds only its own call tokens in its cache. Feeds each row's
+        API-start token; returns the decoding state."""
         lm = self.lm
         rows, groups = cut.shape[0], group_doc.shape[0]
-        docs = tails.map_rows(lambda x: x[group_doc])
+        docs = tails.take_rows(group_doc)
 
         def join(head_part, doc_part, axis):  # the head broadcast to every group, then the group's tail
             shape = doc_part.shape[:axis] + head_part.shape[axis:axis + 1] + doc_part.shape[axis + 1:]
@@ -152,13 +155,17 @@ class CandidateSampler:
             prefix_k=jax.tree.map(lambda h, d: join(h, d, d.ndim - 1), head.k, docs.k),
             prefix_v=jax.tree.map(lambda h, d: join(h, d, d.ndim - 2), head.v, docs.v),
             prefix_valid=jnp.concatenate([jnp.ones((rows, len(self.head)), bool), seen], axis=1))
+        logits, cache = self._forward(params, cache, start_token, position)
+        return 0, cache, logits, jnp.full((rows, n_steps), -1, jnp.int32)
 
-        def forward(cache, tokens, positions):
-            with activation_mesh(lm.mesh):
-                logits, cache = lm.model.apply({"params": params}, tokens[:, None], positions[:, None], cache=cache)
-            return logits[:, -1], cache
+    def _forward(self, params, cache: KVCache, tokens, positions):
+        with activation_mesh(self.lm.mesh):
+            logits, cache = self.lm.model.apply({"params": params}, tokens[:, None], positions[:, None], cache=cache)
+        return logits[:, -1], cache
 
-        logits, cache = forward(cache, start_token, position)
+    def _decode_impl(self, params, state, done, keys, position, until):
+        """Samples and feeds one token per row per step until step `until` or every row is done."""
+        n_steps = state[-1].shape[1]
 
         def body(carry):
             step, cache, logits, done, out = carry
@@ -167,20 +174,28 @@ class CandidateSampler:
             token = jnp.where(done, -1, token)
             out = jax.lax.dynamic_update_slice(out, token[:, None], (0, step))
             done = done | jnp.isin(token, self.stop_ids)
-            logits, cache = forward(cache, jnp.maximum(token, 0), position + 1 + step)
+            logits, cache = self._forward(params, cache, jnp.maximum(token, 0), position + 1 + step)
             return step + 1, cache, logits, done, out
 
         def more(carry):
             step, _, _, done, _ = carry
-            return (step < n_steps) & ~done.all()
+            return (step < jnp.minimum(until, n_steps)) & ~done.all()
 
-        init = (0, cache, logits, done, jnp.full((rows, n_steps), -1, jnp.int32))
-        return jax.lax.while_loop(more, body, init)[-1]
+        step, cache, logits, done, out = jax.lax.while_loop(more, body, (state[0], state[1], state[2], done, state[3]))
+        return (step, cache, logits, out), done
+
+    @staticmethod
+    def _compact_impl(state, rows, keys, position):
+        """The decoding state of rows `rows` only, each then its own group."""
+        step, cache, logits, out = state
+        groups = rows // (cache.valid.shape[0] // cache.prefix_groups)
+        return (step, cache.take_rows(rows, groups), logits[rows], out[rows]), keys[rows], position[rows]
 
     def sample_calls(self, docs: list[Document], kept: list[Position], state, m: int,
                      doc_keys: list[jax.Array]) -> list[SampledCall]:
-        """m calls at every kept position, all decoded together. Each (document, position, sample) has
-        its own random key, so results do not depend on how rows are batched."""
+        """m calls at every kept position, all decoded together; once few rows are still writing, those
+        go on alone in a smaller batch. Each (document, position, sample) has its own random key, so
+        results do not depend on how rows are batched."""
         tails, width = state
         if not kept:
             return []
@@ -201,8 +216,9 @@ class CandidateSampler:
         start_token = np.array([p.start_token for p, _ in jobs], np.int32)
         keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(doc_keys[p.doc], p.i), s) for p, s in jobs])
         done = np.array([job is None for job in rows])
-        tokens = np.asarray(self._sample(self.lm.params, self._head_prefix(), tails, np.array(doc_ids, np.int32),
-                                         cut, position, start_token, keys, done, n_steps=self.max_call_tokens))
+        tokens = self._decode_rows(
+            self._start(self.lm.params, self._head_prefix(), tails, np.array(doc_ids, np.int32), cut, position,
+                        start_token, n_steps=self.max_call_tokens), done, keys, position)
         tok = self.lm.tokenizer
         out = []
         for job, row in zip(rows, tokens):
@@ -210,3 +226,27 @@ class CandidateSampler:
                 (p, s), ids = job, [int(t) for t in row if t >= 0]
                 out.append(SampledCall(p.doc, p.i, s, tok.decode([p.start_token] + ids)))
         return out
+
+    def _decode_rows(self, state, done: np.ndarray, keys: jax.Array, position: np.ndarray) -> np.ndarray:
+        """Every row's sampled tokens [rows, n_steps] (-1 after its stop). Checks every CHECK_EVERY steps
+        whether at most an eighth of the rows still write, and then decodes only those."""
+        n_rows, n_steps = len(done), self.max_call_tokens
+        tail = self.lm.decoder.padded_rows(-(-n_rows // 8))
+        tokens = np.full((n_rows, n_steps), -1, np.int32)
+        current = np.arange(n_rows)  # the original row of each row being decoded
+        while True:
+            state, finished = self._decode(self.lm.params, state, done, keys, position,
+                                           np.int32(int(state[0]) + CHECK_EVERY))
+            finished = np.asarray(finished)
+            active = np.flatnonzero(~finished)
+            if int(state[0]) >= n_steps or not len(active):
+                break
+            done = finished
+            if len(current) > tail >= len(active):
+                tokens[current] = np.asarray(state[-1])
+                pick = np.concatenate([active, np.full(tail - len(active), active[0])])
+                state, keys, position = self._compact(state, pick, keys, position)
+                done = np.arange(tail) >= len(active)  # repeated rows only fill the batch
+                current = current[active]
+        tokens[current] = np.asarray(state[-1])[: len(current)]
+        return tokens

@@ -37,7 +37,7 @@ REPORT_THRESHOLDS = (0.5, 1.0, 2.0)
 class AnnotateConfig:
     tools: str = "calculator,calendar,wikisearch"
     seed: int = 0
-    batch_docs: int = 8  # documents per device batch in stage 1
+    batch_docs: int = 16  # documents per device batch (stage 1; their k·m calls are then sampled together)
     shard_size: int = 64  # documents per output shard
     max_doc_tokens: int = 256  # longer documents are skipped (counted)
     max_call_tokens: int = 32

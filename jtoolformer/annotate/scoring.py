@@ -33,65 +33,116 @@ class ScoreRequest:
     i: int
 
 
-class Scorer:
-    """Jitted batched L_i(z) for one LM; rows are padded to buckets so few shapes are compiled."""
+@dataclass(frozen=True)
+class _Segment:
+    """One scored sequence `[BOS?] z x[:end]`, shared by every request on the same (z, x)."""
 
-    def __init__(self, lm, max_rows: int = 32, length_multiple: int = 64):
-        self.lm, self.max_rows, self.length_multiple = lm, max_rows, length_multiple
+    tokens: tuple[int, ...]
+    x_start: int  # index of x_0 in tokens
+
+
+class Scorer:
+    """Jitted batched L_i(z) for one LM.
+
+    Requests on the same (z, x) share one sequence, long enough for the last of them (causal attention
+    makes a longer x exact for every earlier i). Sequences are packed several to a row, each attending
+    only to itself with positions from 0, so rows carry little padding; rows and gathered positions
+    are padded to buckets so few shapes are compiled.
+    """
+
+    def __init__(self, lm, max_rows: int = 32, row_length: int = 256, length_multiple: int = 64):
+        self.lm, self.max_rows = lm, max_rows
+        self.row_length, self.length_multiple = min(row_length, lm.config.max_positions), length_multiple
         self.bos = [] if lm.config.bos_id is None else [lm.config.bos_id]
         self._score = jax.jit(self._score_impl)
 
-    def _score_impl(self, params, seqs, lengths, gather, targets, weights):
+    def _score_impl(self, params, seqs, segment_ids, positions, gather, targets, weights):
         lm = self.lm
-        segment_ids = (jnp.arange(seqs.shape[1])[None] < lengths[:, None]).astype(jnp.int32)
-        positions = jnp.broadcast_to(jnp.arange(seqs.shape[1]), seqs.shape)
         with activation_mesh(lm.mesh):
             hidden, _ = lm.model.apply({"params": params}, seqs, positions, segment_ids=segment_ids,
                                        return_hidden=True)
-        picked = jnp.take_along_axis(hidden, gather[..., None], axis=1)  # [N, SPAN, D]
+        picked = hidden.reshape(-1, hidden.shape[-1])[gather]  # [N, SPAN, D]
         w, b = output_head(params, lm.config)
         return -(weights * token_logprobs(picked, w, b, targets)).sum(axis=-1)
 
-    @staticmethod
-    def _scored_x(req: ScoreRequest) -> tuple[int, ...]:
-        """x up to its last scored token: under causal attention nothing later changes L_i."""
-        return req.x[: req.i + SPAN]
-
-    def _rows(self, requests: Sequence[ScoreRequest]):
-        n = len(requests)
-        rows = self.lm.decoder.padded_rows(n)
-        xs = [self._scored_x(r) for r in requests]
-        seq_lens = [len(self.bos) + len(r.prefix) + len(x) for r, x in zip(requests, xs)]
-        width = bucket(max(seq_lens), self.length_multiple)
-        if width > self.lm.config.max_positions:
-            raise ValueError(f"a scored sequence has {max(seq_lens)} tokens, more than the model's "
+    def _segments(self, requests: Sequence[ScoreRequest]) -> tuple[list[_Segment], list[int]]:
+        """The distinct sequences, and which one each request is scored on."""
+        ends: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        for r in requests:
+            if not 0 <= r.i < len(r.x):
+                raise ValueError(f"position i={r.i} is outside the text of {len(r.x)} tokens")
+            key = (r.prefix, r.x)
+            ends[key] = max(ends.get(key, 0), min(len(r.x), r.i + SPAN))
+        index = {key: n for n, key in enumerate(ends)}
+        segments = [_Segment((*self.bos, *z, *x[:end]), len(self.bos) + len(z)) for (z, x), end in ends.items()]
+        longest = max(len(s.tokens) for s in segments)
+        if longest > self.lm.config.max_positions:
+            raise ValueError(f"a scored sequence has {longest} tokens, more than the model's "
                              f"{self.lm.config.max_positions} positions")
-        seqs = np.zeros((rows, width), np.int32)
-        lengths = np.zeros(rows, np.int32)
-        gather = np.zeros((rows, SPAN), np.int32)
-        targets = np.zeros((rows, SPAN), np.int32)
-        weights = np.zeros((rows, SPAN), np.float32)
-        for r, (req, x, length) in enumerate(zip(requests, xs, seq_lens)):
-            if not 0 <= req.i < len(req.x):
-                raise ValueError(f"position i={req.i} is outside the text of {len(req.x)} tokens")
-            seqs[r, :length] = [*self.bos, *req.prefix, *x]
-            lengths[r] = length
-            start = len(self.bos) + len(req.prefix)
+        return segments, [index[(r.prefix, r.x)] for r in requests]
+
+    @staticmethod
+    def _pack(lengths: Sequence[int], width: int) -> list[list[int]]:
+        """Segments (by index) packed into rows of `width` tokens, longest first into the first row with
+        room."""
+        rows: list[list[int]] = []
+        free: list[int] = []
+        for n in sorted(range(len(lengths)), key=lambda n: -lengths[n]):
+            row = next((r for r, room in enumerate(free) if room >= lengths[n]), None)
+            if row is None:
+                rows.append([])
+                free.append(width)
+                row = len(rows) - 1
+            rows[row].append(n)
+            free[row] -= lengths[n]
+        return rows
+
+    def _arrays(self, segments: list[_Segment], rows: list[list[int]], requests: Sequence[tuple[int, ScoreRequest]],
+                width: int):
+        """Device inputs for packed rows and the requests scored on them."""
+        n_rows = self.lm.decoder.padded_rows(len(rows))
+        seqs = np.zeros((n_rows, width), np.int32)
+        segment_ids = np.zeros((n_rows, width), np.int32)
+        positions = np.zeros((n_rows, width), np.int32)
+        offset = {}  # segment → its first token's index in the flattened rows
+        for r, members in enumerate(rows):
+            at = 0
+            for k, n in enumerate(members):
+                tokens = segments[n].tokens
+                seqs[r, at : at + len(tokens)] = tokens
+                segment_ids[r, at : at + len(tokens)] = k + 1
+                positions[r, at : at + len(tokens)] = np.arange(len(tokens))
+                offset[n] = r * width + at
+                at += len(tokens)
+        n_requests = self.lm.decoder.padded_rows(len(requests))
+        gather = np.zeros((n_requests, SPAN), np.int32)
+        targets = np.zeros((n_requests, SPAN), np.int32)
+        weights = np.zeros((n_requests, SPAN), np.float32)
+        for q, (n, req) in enumerate(requests):
+            x_at = offset[n] + segments[n].x_start
             for t in range(SPAN):
                 j = req.i + t
-                if j < len(req.x) and start + j >= 1:  # x_0 with nothing before it cannot be scored
-                    gather[r, t], targets[r, t], weights[r, t] = start + j - 1, req.x[j], WEIGHTS[t]
-        return seqs, lengths, gather, targets, weights
+                if j < len(req.x) and segments[n].x_start + j >= 1:  # x_0 with nothing before it is not scored
+                    gather[q, t], targets[q, t], weights[q, t] = x_at + j - 1, req.x[j], WEIGHTS[t]
+        return seqs, segment_ids, positions, gather, targets, weights
 
     def __call__(self, requests: Sequence[ScoreRequest]) -> np.ndarray:
         """L_i(z) of each request, float32, in order."""
         out = np.zeros(len(requests), np.float32)
-        order = sorted(range(len(requests)), key=lambda k: len(requests[k].prefix) + len(self._scored_x(requests[k])))
-        for start in range(0, len(order), self.max_rows):
-            idx = order[start : start + self.max_rows]
-            arrays = self._rows([requests[k] for k in idx])
-            placed = [jax.device_put(a, batch_sharding(self.lm.mesh, a.shape)) for a in arrays]
-            out[idx] = np.asarray(self._score(self.lm.params, *placed))[: len(idx)]
+        if not requests:
+            return out
+        segments, used = self._segments(requests)
+        lengths = [len(s.tokens) for s in segments]
+        width = max(bucket(max(lengths), self.length_multiple),
+                    min(self.row_length, bucket(sum(lengths), self.length_multiple)))
+        rows = self._pack(lengths, width)
+        for start in range(0, len(rows), self.max_rows):
+            chunk = rows[start : start + self.max_rows]
+            in_chunk = {n for members in chunk for n in members}
+            idx = [q for q, n in enumerate(used) if n in in_chunk]
+            arrays = self._arrays(segments, chunk, [(used[q], requests[q]) for q in idx], width)
+            placed = [jax.device_put(a, batch_sharding(self.lm.mesh, a.shape)) for a in arrays[:3]]
+            out[idx] = np.asarray(self._score(self.lm.params, *placed, *arrays[3:]))[: len(idx)]
         return out
 
 

@@ -74,6 +74,25 @@ class KVCache:
         """fn applied along the row (batch) axis of each layer's keys and values; valid is left as it is."""
         return self._map(fn, fn)
 
+    @property
+    def prefix_groups(self) -> int:
+        if self.prefix_k is None:
+            return 0
+        return self.prefix_k[0].shape[0] if isinstance(self.prefix_k, tuple) else self.prefix_k.shape[1]
+
+    def take_rows(self, rows: jax.Array, groups: jax.Array | None = None) -> "KVCache":
+        """The cache of rows `rows` (indices [B']) and, with a grouped prefix, of prefix groups `groups`
+        ([G'], rows[b] then continuing groups[b // (B' / G')])."""
+        taken = self.map_rows(lambda x: x[rows]).replace(valid=self.valid[rows])
+        if self.prefix_valid is not None:
+            taken = taken.replace(prefix_valid=self.prefix_valid[rows])
+        if groups is None:
+            return taken
+        def pick(prefix):
+            return (tuple(x[groups] for x in prefix) if isinstance(prefix, tuple)
+                    else jax.vmap(lambda x: x[groups])(prefix))
+        return taken.replace(prefix_k=pick(self.prefix_k), prefix_v=pick(self.prefix_v))
+
     def take_slots(self, order: jax.Array) -> "KVCache":
         """Each row's slots reordered by order [B, S] (valid and index left as they are)."""
         return self._map(lambda k: jnp.take_along_axis(k, order[:, None, None, :], axis=3),

@@ -56,14 +56,49 @@ def test_positions_follow_threshold_top_k_and_skip_position_zero(tokenizer):
 
 
 def test_calls_sampled_from_the_truncated_cache_equal_decoding_the_prefix(tokenizer):
+    """Rows grouped by document, some documents without a kept position, and rows that go on alone
+    once most have stopped: every call is still what decoding its own prefix gives."""
     lm = tiny_lm(tokenizer, api_bias=0.0, seed=1)
     sampler = CandidateSampler(lm, PROMPT, max_call_tokens=6, sampling=Sampling(temperature=0.0))
-    text = "Out of 1400 participants, 400 passed."
-    doc = sampler.prepare(tokenizer.encode(text), text)
-    kept, state = sampler.positions([doc, doc], threshold=-1.0, top_k=4)
-    calls = sampler.sample_calls([doc, doc], kept, state, m=1, doc_keys=[jax.random.key(0)] * 2)
+    texts = ["Out of 1400 participants, 400 passed.", "Paris is the capital of France.",
+             "The school ordered 18 boxes, 180 pencils."]
+    docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
+    kept, state = sampler.positions(docs, threshold=-1.0, top_k=4, allowed=lambda d, i: d != 1 and i != 3 * d)
+    assert {p.doc for p in kept} == {0, 2}
+    calls = sampler.sample_calls(docs, kept, state, m=1, doc_keys=[jax.random.key(0)] * 3)
     assert len(calls) == 8
     for c, p in zip(calls, kept):
+        doc = docs[p.doc]
         prefix = [*sampler.head, *doc.tail[: doc.copy_start + p.i], p.start_token]
         greedy = lm.decoder.generate(lm.params, [prefix], max_new_tokens=6, stop_token_ids=[list(sampler.stop_ids)])[0]
         assert c.text == tokenizer.decode([p.start_token, *greedy])
+
+def test_rows_going_on_alone_after_the_others_stop_sample_what_they_would_in_the_full_batch(tokenizer):
+    lm = tiny_lm(tokenizer, api_bias=0.0, seed=2)
+    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=9, sampling=Sampling(temperature=0.0))
+    texts = ["Out of 1400 participants, 400 passed.", "Paris is the capital of France.",
+             "The school ordered 18 boxes, 180 pencils."]
+    docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
+    kept, state = sampler.positions(docs, threshold=-1.0, top_k=4)
+    keys = [jax.random.key(0)] * 3
+    sampler.stop_ids = np.array([-1], np.int32)
+    decode_rows, written = sampler._decode_rows, []
+    sampler._decode_rows = lambda *a: written.append(decode_rows(*a)) or written[-1]
+    sampler.sample_calls(docs, kept, state, 1, keys)
+    sampler._decode_rows = decode_rows
+    free = [row.tolist() for row in written[0][: len(kept)]]
+    # every row but the first stops within two tokens: the first then goes on alone
+    stops = {t for ids in free[1:] for t in ids[:2]} - set(free[0])
+    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=9, sampling=Sampling(temperature=0.0))
+    sampler.stop_ids = np.array(sorted(stops), np.int32)
+    compactions = []
+    compact = sampler._compact
+    sampler._compact = lambda *a: compactions.append(a[1]) or compact(*a)
+    calls = sampler.sample_calls(docs, kept, state, 1, keys)
+    assert compactions
+    for c, p in zip(calls, kept):
+        doc = docs[p.doc]
+        prefix = [*sampler.head, *doc.tail[: doc.copy_start + p.i], p.start_token]
+        alone = lm.decoder.generate(lm.params, [prefix], max_new_tokens=9, stop_token_ids=[sorted(stops)])[0]
+        assert c.text == tokenizer.decode([p.start_token, *alone])
+    assert len(tokenizer.encode(calls[0].text)) == 10  # it did go on to the end

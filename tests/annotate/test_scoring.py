@@ -8,7 +8,7 @@ import transformers
 
 from jtoolformer import load_model
 from jtoolformer.annotate import weighted_losses
-from jtoolformer.annotate.scoring import WEIGHTS
+from jtoolformer.annotate.scoring import WEIGHTS, Scorer, ScoreRequest
 from jtoolformer.checkpoints.hf import save_hf
 from jtoolformer.sharding import make_mesh
 
@@ -62,3 +62,18 @@ def test_same_losses_on_eight_devices(models):
     x, prefixes = list(range(3, 30)), [[], [9, 9, 9], list(range(100, 140))]
     np.testing.assert_allclose(weighted_losses(sharded, x, 4, prefixes), weighted_losses(lm, x, 4, prefixes),
                                atol=1e-5)
+
+
+def test_many_requests_packed_into_rows_match_transformers(models):
+    """Requests on shared and distinct (z, x), several i each, packed several to a row, in more than
+    one call: each loss is still the one computed alone."""
+    lm, ref = models
+    rng = np.random.default_rng(1)
+    texts = [rng.integers(1, 512, n).tolist() for n in (12, 30, 7)]
+    prefixes = [(), tuple(rng.integers(1, 512, 5).tolist()), tuple(rng.integers(1, 512, 11).tolist())]
+    requests = [ScoreRequest(z, tuple(x), int(i)) for x in texts for z in prefixes
+                for i in sorted(set(rng.integers(0, len(x), 3).tolist()))]
+    scorer = Scorer(lm, max_rows=2, row_length=64, length_multiple=16)
+    ours = scorer(requests)
+    expected = [reference_loss(ref, lm.config.bos_id, r.prefix, r.x, r.i) for r in requests]
+    np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=0)
