@@ -25,7 +25,7 @@ from jtoolformer.models import KVCache
 from jtoolformer.sharding import activation_mesh, batch_sharding
 
 SENTINEL = "\x00TEXT\x00"
-CHECK_EVERY = 4  # decoding steps between checks of how many rows still write
+CHECK_EVERY = 2  # decoding steps between checks of how many rows still write
 
 
 @dataclass(frozen=True)
@@ -228,12 +228,11 @@ class CandidateSampler:
         return out
 
     def _decode_rows(self, state, done: np.ndarray, keys: jax.Array, position: np.ndarray) -> np.ndarray:
-        """Every row's sampled tokens [rows, n_steps] (-1 after its stop). Checks every CHECK_EVERY steps
-        whether at most an eighth of the rows still write, and then decodes only those."""
-        n_rows, n_steps = len(done), self.max_call_tokens
-        tail = self.lm.decoder.padded_rows(-(-n_rows // 8))
-        tokens = np.full((n_rows, n_steps), -1, np.int32)
-        current = np.arange(n_rows)  # the original row of each row being decoded
+        """Every row's sampled tokens [rows, n_steps] (-1 after its stop). Every CHECK_EVERY steps, once
+        at most an eighth of the rows still write, decoding goes on with those rows only."""
+        n_steps = self.max_call_tokens
+        tokens = np.full((len(done), n_steps), -1, np.int32)
+        current = np.arange(len(done))  # the original row of each row still decoded
         while True:
             state, finished = self._decode(self.lm.params, state, done, keys, position,
                                            np.int32(int(state[0]) + CHECK_EVERY))
@@ -242,8 +241,9 @@ class CandidateSampler:
             if int(state[0]) >= n_steps or not len(active):
                 break
             done = finished
-            if len(current) > tail >= len(active):
-                tokens[current] = np.asarray(state[-1])
+            tail = self.lm.decoder.padded_rows(-(-len(done) // 8))
+            if len(done) > tail >= len(active):
+                tokens[current] = np.asarray(state[-1])[: len(current)]
                 pick = np.concatenate([active, np.full(tail - len(active), active[0])])
                 state, keys, position = self._compact(state, pick, keys, position)
                 done = np.arange(tail) >= len(active)  # repeated rows only fill the batch
