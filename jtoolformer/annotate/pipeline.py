@@ -21,7 +21,7 @@ from pathlib import Path
 import jax
 from tqdm import tqdm
 
-from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler, Document, SampledCall
+from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler, Document
 from jtoolformer.annotate.dataset import build_c_star
 from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls
 from jtoolformer.annotate.scoring import Scorer, ScoreRequest

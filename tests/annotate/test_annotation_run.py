@@ -1,7 +1,6 @@
 """The whole annotation on the embedded default model: resumable byte for byte, mesh-independent."""
 
 import json
-import shutil
 from pathlib import Path
 
 import jax

@@ -9,7 +9,7 @@ from jtoolformer.api_tokens import api_start_ids, call_stop_ids
 from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler
 from jtoolformer.decoding import Sampling
 from jtoolformer.lm import LM
-from jtoolformer.models import ModelConfig, init_params
+from jtoolformer.models import ModelConfig
 
 PROMPT = f"Add calls. Example:\nInput: 2 + 2 is 4.\nOutput: 2 + 2 is [Calculator(2 + 2)] 4.\n\nInput: {SENTINEL}\nOutput:"
 
