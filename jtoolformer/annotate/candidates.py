@@ -206,7 +206,7 @@ class CandidateSampler:
         groups = self.lm.decoder.padded_rows(len(by_doc))
         doc_ids = list(by_doc) + [next(iter(by_doc))] * (groups - len(by_doc))
         rows: list[tuple[Position, int] | None] = []
-        for d in doc_ids[: len(by_doc)]:
+        for d in by_doc:
             rows += by_doc[d] + [None] * (per_group - len(by_doc[d]))
         rows += [None] * (groups * per_group - len(rows))
         filler = kept[0], 0
@@ -233,12 +233,12 @@ class CandidateSampler:
         n_steps = self.max_call_tokens
         tokens = np.full((len(done), n_steps), -1, np.int32)
         current = np.arange(len(done))  # the original row of each row still decoded
+        step = 0
         while True:
-            state, finished = self._decode(self.lm.params, state, done, keys, position,
-                                           np.int32(int(state[0]) + CHECK_EVERY))
-            finished = np.asarray(finished)
+            state, finished = self._decode(self.lm.params, state, done, keys, position, np.int32(step + CHECK_EVERY))
+            step, finished = int(state[0]), np.asarray(finished)
             active = np.flatnonzero(~finished)
-            if int(state[0]) >= n_steps or not len(active):
+            if step >= n_steps or not len(active):
                 break
             done = finished
             tail = self.lm.decoder.padded_rows(-(-len(done) // 8))

@@ -61,9 +61,7 @@ class KVCache:
 
     @property
     def prefix_length(self) -> int:
-        if self.prefix_k is None:
-            return 0
-        return (self.prefix_k[0] if isinstance(self.prefix_k, tuple) else self.prefix_k).shape[-1]
+        return 0 if self.prefix_k is None else self.prefix_k[0].shape[-1]  # [0]: layer 0 in either layout
 
     def _map(self, fn_k: Callable[[jax.Array], jax.Array], fn_v: Callable[[jax.Array], jax.Array]) -> "KVCache":
         if isinstance(self.k, tuple):
@@ -76,9 +74,7 @@ class KVCache:
 
     @property
     def prefix_groups(self) -> int:
-        if self.prefix_k is None:
-            return 0
-        return self.prefix_k[0].shape[0] if isinstance(self.prefix_k, tuple) else self.prefix_k.shape[1]
+        return 0 if self.prefix_k is None else self.prefix_k[0].shape[0]
 
     def take_rows(self, rows: jax.Array, groups: jax.Array | None = None) -> "KVCache":
         """The cache of rows `rows` (indices [B']) and, with a grouped prefix, of prefix groups `groups`
@@ -89,8 +85,7 @@ class KVCache:
         if groups is None:
             return taken
         def pick(prefix):
-            return (tuple(x[groups] for x in prefix) if isinstance(prefix, tuple)
-                    else jax.vmap(lambda x: x[groups])(prefix))
+            return tuple(x[groups] for x in prefix) if isinstance(prefix, tuple) else prefix[:, groups]
         return taken.replace(prefix_k=pick(self.prefix_k), prefix_v=pick(self.prefix_v))
 
     def take_slots(self, order: jax.Array) -> "KVCache":
