@@ -4,12 +4,14 @@ An index directory holds the bm25s arrays, `passages.jsonl` with `passage_offset
 passage is read by slicing a memory map, safe from many threads) and `meta.json`.
 
 bm25s is imported on first use, not with this module: importing it runs a JAX computation, which
-must not happen before a multi-host run has called `jax.distributed.initialize`.
+must not happen before a multi-host run has called `jax.distributed.initialize`. bm25s sets its
+logger to DEBUG on import; `_bm25s` gives it back to the application's logging configuration.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import mmap
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -94,6 +96,13 @@ class _MappedPassages(Sequence[Passage]):
         return Passage(record["title"], record["text"])
 
 
+def _bm25s():
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
 class PassageIndex:
     """BM25 (bm25s, Lucene variant, English stop words) over titled passages."""
 
@@ -104,8 +113,7 @@ class PassageIndex:
     @classmethod
     def from_passages(cls, passages: Iterable[Passage], *, show_progress: bool = False) -> PassageIndex:
         """An in-memory index (save it with `save`)."""
-        import bm25s
-
+        bm25s = _bm25s()
         passages = list(passages)
         if not passages:
             raise ValueError("cannot index an empty passage collection")
@@ -127,8 +135,7 @@ class PassageIndex:
         if meta.get("format") != INDEX_FORMAT:
             raise ValueError(f"{meta_path}: index format {meta.get('format')}, this code reads {INDEX_FORMAT}; "
                              "rebuild the index")
-        import bm25s
-
+        bm25s = _bm25s()
         retriever = bm25s.BM25.load(directory, mmap=True)
         return cls(retriever, _MappedPassages(directory))
 
@@ -160,8 +167,7 @@ class PassageIndex:
         return [self._passages[int(i)] for i in ranked]
 
     def _term_ids(self, query: str) -> list[int]:
-        import bm25s
-
+        bm25s = _bm25s()
         terms = bm25s.tokenize(query[:MAX_QUERY_CHARS], stopwords=STOPWORDS, return_ids=False,
                                show_progress=False)[0]
         vocabulary = self._retriever.vocab_dict

@@ -1,5 +1,6 @@
 import argparse
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -126,6 +127,29 @@ def test_empty_or_missing_sources_and_indexes_are_refused(tmp_path):
         list(read_passages(tmp_path / "missing.jsonl"))
     with pytest.raises(FileNotFoundError, match="index build"):
         PassageIndex.load(tmp_path)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def test_building_an_index_logs_nothing_below_the_applications_level():
+    """As after `logging.basicConfig(level=logging.INFO)`: the root at INFO, its handler taking all."""
+    root, handler = logging.getLogger(), _Records()
+    level = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    try:
+        PassageIndex.from_passages([Passage("Paris", "Paris is the capital of France.")])
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert not [r for r in handler.records if r.levelno < logging.INFO]
 
 
 def test_index_build_command(tmp_path, capsys):
