@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+import jax
+
 from jtoolformer.lm import DEFAULT_MODEL, LM, load_model
+from jtoolformer.sharding import make_mesh
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="HF checkpoint directory, .gguf file, YAML model config, or smollm2-135m (default)")
-    parser.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor sizes (one may be -1)")
+    parser.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor sizes over this host's devices (one may be -1)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
 
 
 def load_from_args(args: argparse.Namespace) -> LM:
-    from jtoolformer.sharding import make_mesh
-
-    mesh = make_mesh(*(int(x) for x in args.mesh.split(",")))
+    mesh = make_mesh(*(int(x) for x in args.mesh.split(",")), devices=jax.local_devices())
     return load_model(args.model, mesh=mesh, dtype=args.dtype)

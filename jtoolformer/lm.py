@@ -90,7 +90,7 @@ class LM:
 
 
 def _resolve_mesh(mesh: Mesh | None) -> Mesh:
-    return mesh if mesh is not None else make_mesh(devices=jax.devices()[:1])
+    return mesh if mesh is not None else make_mesh(devices=jax.local_devices()[:1])
 
 
 def load_model(spec: str | Path | ModelConfig | None = None, *, mesh: Mesh | None = None, seed: int = 0,

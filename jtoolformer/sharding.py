@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -115,6 +116,13 @@ def put(x: np.ndarray, mesh: Mesh, names: Sequence[str | None]) -> jax.Array:
 
 def initialize_distributed(enabled: bool, coordinator_address: str | None = None,
                            num_processes: int | None = None, process_id: int | None = None) -> None:
-    """Multi-host start-up (TPU pods, multi-node GPU). On TPU VMs every argument may stay None."""
+    """Multi-host start-up (TPU pods, multi-node GPU). On TPU VMs and SLURM every argument may stay
+    None; elsewhere give all three."""
     if enabled:
         jax.distributed.initialize(coordinator_address, num_processes, process_id)
+
+
+def sync_hosts(name: str) -> None:
+    """Waits until every host has reached the point called `name` (nothing to wait for on one host)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)

@@ -11,27 +11,30 @@ from jtoolformer import yaml_config
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, run_annotation
 from jtoolformer.data.corpus import DEMO_CORPUS, open_corpus
 from jtoolformer.lm import DEFAULT_MODEL, load_model
-from jtoolformer.sharding import make_mesh
+from jtoolformer.sharding import initialize_distributed, make_mesh
 from jtoolformer.tools.registry import make_tools
 
 
 def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mesh_sizes: str = "-1,1,1",
                     data_dir: str | None = None, limit: int = 0, stride: int = 1, progress: bool = True) -> dict:
-    """Loads the model and tools, annotates this host's share of every `stride`-th document of the
-    corpus (the first `limit` of them, when given); returns the statistics."""
-    lm = load_model(model, mesh=make_mesh(*(int(x) for x in mesh_sizes.split(","))))
+    """Loads the model onto this host's devices and the tools, annotates this host's share of every
+    `stride`-th document of the corpus (the first `limit` of them, when given); returns the statistics
+    (on host 0; {} on the others)."""
+    mesh = make_mesh(*(int(x) for x in mesh_sizes.split(",")), devices=jax.local_devices())
+    lm = load_model(model, mesh=mesh)
     tools = make_tools(cfg.tools, generator=lm)
     documents = open_corpus(corpus, data_dir or str(out / "corpus_tfds"))
     documents = documents[::stride][: limit or None]
     out.mkdir(parents=True, exist_ok=True)
-    yaml_config.save(cfg, out / "annotate_config.yaml")
-    return run_annotation(Annotator(lm, tools, cfg), documents, out, process_index=jax.process_index(),
-                          process_count=jax.process_count(), progress=progress)
+    if jax.process_index() == 0:
+        yaml_config.save(cfg, out / "annotate_config.yaml")
+    return run_annotation(Annotator(lm, tools, cfg), documents, out, progress=progress)
 
 
 def _run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"tools={args.tools}"] if args.tools else [])
     cfg = yaml_config.load(AnnotateConfig, args.config, overrides)
+    initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
     stats = annotate_corpus(cfg, args.model, args.corpus, Path(args.out), args.mesh, args.data_dir, args.limit)
     if stats:
         print(format_table(stats))
@@ -63,8 +66,13 @@ def add_annotate_command(subparsers) -> None:
     p.add_argument("--data-dir", default=None, help="TFDS data dir for the corpus")
     p.add_argument("--out", required=True)
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor")
+    p.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor over this host's devices")
     p.add_argument("--limit", type=int, default=0, help="only the first N documents")
+    p.add_argument("--distributed", action="store_true",
+                   help="one process per host (jax.distributed); all share --out and annotate their shards")
+    p.add_argument("--coordinator", default=None, help="with --distributed off TPU/SLURM: host:port of process 0")
+    p.add_argument("--num-processes", type=int, default=None, help="with --coordinator")
+    p.add_argument("--process-id", type=int, default=None, help="with --coordinator")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the config")
     p.set_defaults(func=_run)
 

@@ -26,6 +26,7 @@ from jtoolformer.annotate.dataset import build_c_star
 from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls
 from jtoolformer.annotate.scoring import Scorer, ScoreRequest
 from jtoolformer.decoding import Sampling
+from jtoolformer.sharding import sync_hosts
 from jtoolformer.tools.base import Tool, ToolContext
 from jtoolformer.tools.calls import ARROWS, CALL_END, ToolCall, clean_result, format_call, parse_partial_call
 from jtoolformer.tools.executor import ToolExecutor, ToolRequest
@@ -266,22 +267,26 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def run_annotation(annotator: Annotator, documents: Sequence[dict], out_dir: str | Path, *,
-                   process_index: int = 0, process_count: int = 1, progress: bool = True,
-                   after_shard: Callable[[int], None] | None = None) -> dict:
+                   progress: bool = True, after_shard: Callable[[int], None] | None = None) -> dict:
     """Annotates `documents` into out_dir/shards, resuming after finished shards; when every shard is
-    done, builds the C* TFDS dataset in out_dir/tfds and writes out_dir/stats.json. Returns the stats."""
+    done, builds the C* TFDS dataset in out_dir/tfds and writes out_dir/stats.json. Returns the stats.
+
+    On several hosts (jax.distributed), every host runs this with the same documents and an out_dir
+    they share; host h annotates shards h, h + hosts, …, and host 0 builds C* once all are written.
+    The hosts' models are independent replicas (meshes over each host's own devices)."""
+    process_index, process_count = jax.process_index(), jax.process_count()
     out = Path(out_dir)
     shards_dir = out / "shards"
     shards_dir.mkdir(parents=True, exist_ok=True)
     settings = {"config": annotator.cfg.fingerprint(), "tools": sorted(annotator.tools),
                 "model": dataclasses.asdict(annotator.lm.config), "documents": len(documents)}
     settings_path = out / "settings.json"
-    if settings_path.exists():
-        if json.loads(settings_path.read_text()) != settings:
-            raise ValueError(f"{out} holds a run with other settings ({settings_path}); use a new --out "
-                             "or delete it to start over")
-    elif process_index == 0:
+    if process_index == 0 and not settings_path.exists():
         _write_atomic(settings_path, json.dumps(settings, indent=1))
+    sync_hosts("annotation settings written")
+    if json.loads(settings_path.read_text()) != settings:
+        raise ValueError(f"{out} holds a run with other settings ({settings_path}); use a new --out "
+                         "or delete it to start over")
     size = annotator.cfg.shard_size
     n_shards = -(-len(documents) // size)
     mine = range(process_index, n_shards, process_count)
@@ -298,6 +303,7 @@ def run_annotation(annotator: Annotator, documents: Sequence[dict], out_dir: str
         if after_shard is not None:
             after_shard(shard)
     bar.close()
+    sync_hosts("annotation shards written")
     all_paths = [shards_dir / f"{s:06d}.jsonl" for s in range(n_shards)]
     totals = {name: ToolStats() for name in annotator.tools}
     if process_index == 0 and all(p.exists() for p in all_paths):

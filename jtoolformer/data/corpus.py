@@ -27,7 +27,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
+import jax
 import tensorflow_datasets as tfds
+
+from jtoolformer.sharding import sync_hosts
 
 DOCUMENT_KEYS = ("id", "text", "url", "date")
 DEMO_CORPUS = Path(__file__).parent / "corpus" / "demo.jsonl"
@@ -177,7 +180,8 @@ def default_name(source: Path) -> str:
 
 
 def build_corpus(source: str | Path, data_dir: str | Path | None, name: str | None = None) -> LocalCorpus:
-    """Builds (or reuses, when the source is unchanged) the TFDS dataset of a local corpus."""
+    """Builds (or reuses, when the source is unchanged) the TFDS dataset of a local corpus. On several
+    hosts sharing `data_dir`, host 0 builds it while the others wait, then they open it."""
     source = Path(source).expanduser().resolve()
     if not (source.is_dir() or (source.is_file() and source.suffix == ".jsonl")):
         raise CorpusError(f"{source}: expected an existing .jsonl file or a folder of .txt files")
@@ -185,6 +189,14 @@ def build_corpus(source: str | Path, data_dir: str | Path | None, name: str | No
     if not _CONFIG_NAME.fullmatch(name):
         raise CorpusError(f"corpus name {name!r} may only hold letters, digits and _ . + -")
     config = CorpusConfig(name=name, source=str(source), fingerprint=source_fingerprint(source))
+    if jax.process_index() == 0:
+        corpus = _prepared(config, data_dir)
+    sync_hosts(f"corpus {name} prepared")
+    return corpus if jax.process_index() == 0 else _prepared(config, data_dir)
+
+
+def _prepared(config: CorpusConfig, data_dir: str | Path | None) -> LocalCorpus:
+    """The TFDS build of `config`, made now unless one of the same source fingerprint exists."""
 
     def builder() -> LocalCorpus:
         return LocalCorpus(config=config, data_dir=data_dir, file_format="array_record")

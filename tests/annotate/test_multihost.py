@@ -1,0 +1,59 @@
+"""`jtoolformer annotate --distributed` on two real processes (jax.distributed over CPU) sharing --out:
+the same output, byte for byte, as one process on the same number of devices per host."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
+
+OVERRIDES = ["shard_size=2", "max_positions=2", "calls_per_position=2", "max_call_tokens=16", "filter_threshold=0.0"]
+DEVICES_PER_HOST = 2
+
+
+def annotate(corpus: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES_PER_HOST}"}
+    command = [sys.executable, "-m", "jtoolformer.cli", "annotate", "--tools", "calculator", "--corpus", str(corpus),
+               "--out", str(out), *extra, *OVERRIDES]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    return output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    files = sorted((out / "shards").iterdir()) + [out / "stats.json", out / "settings.json"]
+    return {p.name: p.read_bytes() for p in files}
+
+
+@pytest.mark.slow
+def test_two_hosts_annotate_their_shards_into_the_output_of_one(tmp_path):
+    docs = [d for d in read_jsonl(Path(DEMO_CORPUS)) if d["id"].startswith("calc-")][:5]
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d["id"], "text": d["text"]}) + "\n" for d in docs))
+
+    one = finish(annotate(corpus, tmp_path / "one"))
+    port = free_port()
+    hosts = [annotate(corpus, tmp_path / "two", "--distributed", "--coordinator", f"localhost:{port}",
+                      "--num-processes", "2", "--process-id", str(h)) for h in range(2)]
+    host0, host1 = (finish(h) for h in hosts)
+
+    assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
+    stats = json.loads((tmp_path / "two" / "stats.json").read_text())
+    assert stats["Calculator"]["documents"] == 5 and stats["_c_star_examples"] >= 1
+    assert (tmp_path / "two" / "tfds").is_dir()
+    assert "C*:" in host0 and "C*:" in one and "C*:" not in host1
