@@ -6,7 +6,6 @@ again, continues from what is there.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 from pathlib import Path
 

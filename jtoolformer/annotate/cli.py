@@ -24,11 +24,11 @@ def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mes
     lm = load_model(model, mesh=mesh)
     tools = make_tools(cfg.tools, generator=lm)
     documents = open_corpus(corpus, data_dir or str(out / "corpus_tfds"))
-    documents = documents[::stride][: limit or None]
     out.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
         yaml_config.save(cfg, out / "annotate_config.yaml")
-    return run_annotation(Annotator(lm, tools, cfg), documents, out, progress=progress)
+    return run_annotation(Annotator(lm, tools, cfg), documents[::stride][: limit or None], out, progress=progress,
+                          corpus_skipped=documents.skipped)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -38,6 +38,9 @@ def _run(args: argparse.Namespace) -> int:
     stats = annotate_corpus(cfg, args.model, args.corpus, Path(args.out), args.mesh, args.data_dir, args.limit)
     if stats:
         print(format_table(stats))
+        if stats["_corpus_skipped"]:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(stats["_corpus_skipped"].items()))
+            print(f"the corpus left out bad documents: {reasons}")
         print(f"C*: {stats['_c_star_examples']} examples in {Path(args.out) / 'tfds'}; statistics in "
               f"{Path(args.out) / 'stats.json'}")
     return 0

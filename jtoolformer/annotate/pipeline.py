@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -267,9 +267,11 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def run_annotation(annotator: Annotator, documents: Sequence[dict], out_dir: str | Path, *,
-                   progress: bool = True, after_shard: Callable[[int], None] | None = None) -> dict:
+                   progress: bool = True, after_shard: Callable[[int], None] | None = None,
+                   corpus_skipped: Mapping[str, int] | None = None) -> dict:
     """Annotates `documents` into out_dir/shards, resuming after finished shards; when every shard is
-    done, builds the C* TFDS dataset in out_dir/tfds and writes out_dir/stats.json. Returns the stats.
+    done, builds the C* TFDS dataset in out_dir/tfds and writes out_dir/stats.json. Returns the stats,
+    with `corpus_skipped` (bad documents the corpus left out, by reason) under "_corpus_skipped".
 
     On several hosts (jax.distributed), every host runs this with the same documents and an out_dir
     they share; host h annotates shards h, h + hosts, …, and host 0 builds C* once all are written.
@@ -296,7 +298,7 @@ def run_annotation(annotator: Annotator, documents: Sequence[dict], out_dir: str
         if path.exists():
             bar.update()
             continue
-        records, stats = annotator.annotate(documents[shard * size : (shard + 1) * size], progress)
+        records, stats = annotator.annotate(list(documents[shard * size : (shard + 1) * size]), progress)
         _write_atomic(path.with_suffix(".stats.json"), json.dumps({k: v.to_dict() for k, v in stats.items()}))
         _write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
         bar.update()
@@ -311,6 +313,7 @@ def run_annotation(annotator: Annotator, documents: Sequence[dict], out_dir: str
             for name, d in json.loads(p.with_suffix(".stats.json").read_text()).items():
                 totals[name].add(ToolStats.from_dict(d))
         summary = {name: s.to_dict() for name, s in totals.items()}
+        summary["_corpus_skipped"] = dict(corpus_skipped or {})
         summary["_c_star_examples"] = sum(1 for p in all_paths for _ in p.read_text().splitlines())
         if summary["_c_star_examples"]:  # TFDS cannot hold an empty split; no kept call is a valid outcome
             build_c_star(all_paths, out / "tfds")

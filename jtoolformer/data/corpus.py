@@ -6,6 +6,8 @@ A local corpus is one of:
     A line without "id" gets "<file name>:<line number>". Ids must be unique.
   - a folder of .txt files (searched recursively), one UTF-8 document per file, surrounding
     whitespace stripped; id = the file's path relative to the folder (its name, for a flat folder).
+  A bad document (not UTF-8, invalid JSON, no text, bad metadata, a repeated id) is left out of the
+  build with a warning and counted by reason in the dataset's metadata (`CorpusSource.skipped`).
 
 `open_corpus(spec)` takes either
   - a path to such a corpus: built on first use into `data_dir` as `local_corpus/<name>`, reused
@@ -17,13 +19,17 @@ For a TFDS dataset, id/url/date are copied from string features of those names w
 otherwise the id is the document's index in the opened split.
 """
 
+from __future__ import annotations
+
+import collections
 import dataclasses
 import datetime
 import hashlib
 import json
+import logging
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -35,17 +41,42 @@ from jtoolformer.sharding import sync_hosts
 DOCUMENT_KEYS = ("id", "text", "url", "date")
 DEMO_CORPUS = Path(__file__).parent / "corpus" / "demo.jsonl"
 
+logger = logging.getLogger(__name__)
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CONFIG_NAME = re.compile(r"[\w.+-]+")
 _FINGERPRINT_KEY = "source_sha256"
+_SKIPPED_KEY = "skipped"
+MAX_SKIP_EXAMPLES = 5
 
 
 class CorpusError(ValueError):
     """A corpus that cannot be read; the message names the file and line or the spec."""
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, str]]:
-    """Validated documents of a JSONL corpus, in file order."""
+@dataclasses.dataclass
+class Skips:
+    """Documents a corpus reader left out, counted by reason, with the first few messages."""
+
+    counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    examples: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, reason: str, message: str) -> None:
+        self.counts[reason] += 1
+        if len(self.examples) < MAX_SKIP_EXAMPLES:
+            self.examples.append(message)
+
+
+def _bad(skips: Skips | None, reason: str, message: str) -> None:
+    """Raises CorpusError(message) when reading strictly (`skips` None), else counts the document."""
+    if skips is None:
+        raise CorpusError(message)
+    skips.add(reason, message)
+
+
+def read_jsonl(path: Path, skips: Skips | None = None) -> Iterator[dict[str, str]]:
+    """Valid documents of a JSONL corpus, in file order. A bad line raises CorpusError, or is counted
+    in `skips` and left out when given."""
     seen: dict[str, int] = {}
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
@@ -53,30 +84,44 @@ def read_jsonl(path: Path) -> Iterator[dict[str, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                problem = f"not valid UTF-8 (byte {e.start} of the line)"
-                raise CorpusError(f"{where}: {problem}; re-encode the file as UTF-8") from None
+                _bad(skips, "not_utf8", f"{where}: not valid UTF-8 (byte {e.start} of the line); re-encode the "
+                                        "file as UTF-8")
+                continue
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                problem = f"invalid JSON ({e.msg}, column {e.colno})"
-                raise CorpusError(f"{where}: {problem}; each line must be one JSON object") from None
-            document = _document_from_json(record, where, default_id=f"{path.name}:{number}")
+                _bad(skips, "invalid_json", f"{where}: invalid JSON ({e.msg}, column {e.colno}); each line must "
+                                            "be one JSON object")
+                continue
+            try:
+                document = _document_from_json(record, where, default_id=f"{path.name}:{number}")
+            except _BadDocument as e:
+                _bad(skips, e.reason, str(e))
+                continue
             if document["id"] in seen:
-                problem = f"id {document['id']!r} already used on line {seen[document['id']]}"
-                raise CorpusError(f"{where}: {problem}; ids must be unique")
+                _bad(skips, "duplicate_id", f"{where}: id {document['id']!r} already used on line "
+                                            f"{seen[document['id']]}; ids must be unique")
+                continue
             seen[document["id"]] = number
             yield document
 
 
+class _BadDocument(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def _document_from_json(record: Any, where: str, default_id: str) -> dict[str, str]:
     if not isinstance(record, dict):
-        raise CorpusError(f"{where}: expected a JSON object with a 'text' field, got {type(record).__name__}")
+        raise _BadDocument("invalid_json", f"{where}: expected a JSON object with a 'text' field, got "
+                                           f"{type(record).__name__}")
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         problem = "has no 'text' field" if text is None else "has a 'text' that is not a non-empty string"
-        raise CorpusError(f"{where}: the document {problem}; give every line a non-empty \"text\"")
+        raise _BadDocument("empty", f"{where}: the document {problem}; give every line a non-empty \"text\"")
     document = {"id": default_id, "text": text, "url": "", "date": ""}
     for key, allowed in (("id", (str, int)), ("url", (str,)), ("date", (str,))):
         value = record.get(key)
@@ -84,24 +129,24 @@ def _document_from_json(record: Any, where: str, default_id: str) -> dict[str, s
             continue
         if isinstance(value, bool) or not isinstance(value, allowed) or value == "":
             kinds = " or ".join(t.__name__ for t in allowed)
-            raise CorpusError(f"{where}: {key!r} must be a non-empty {kinds}, got {value!r}")
+            raise _BadDocument("bad_metadata", f"{where}: {key!r} must be a non-empty {kinds}, got {value!r}")
         document[key] = str(value)
-    if document["date"]:
-        _check_date(document["date"], where)
+    if document["date"] and not _is_date(document["date"]):
+        raise _BadDocument("bad_metadata", f"{where}: 'date' must be a real date written yyyy-mm-dd, got "
+                                           f"{document['date']!r}")
     return document
 
 
-def _check_date(value: str, where: str) -> None:
+def _is_date(value: str) -> bool:
     try:
-        ok = _DATE.fullmatch(value) is not None and datetime.date.fromisoformat(value) is not None
+        return _DATE.fullmatch(value) is not None and datetime.date.fromisoformat(value) is not None
     except ValueError:
-        ok = False
-    if not ok:
-        raise CorpusError(f"{where}: 'date' must be a real date written yyyy-mm-dd, got {value!r}")
+        return False
 
 
-def read_txt_folder(folder: Path) -> Iterator[dict[str, str]]:
-    """Validated documents of a folder of .txt files, in sorted path order."""
+def read_txt_folder(folder: Path, skips: Skips | None = None) -> Iterator[dict[str, str]]:
+    """Valid documents of a folder of .txt files, in sorted path order. A bad file raises
+    CorpusError, or is counted in `skips` and left out when given."""
     files = _txt_files(folder)
     if not files:
         raise CorpusError(f"{folder}: no .txt files found; put one document per .txt file in the folder")
@@ -111,9 +156,11 @@ def read_txt_folder(folder: Path) -> Iterator[dict[str, str]]:
             text = content.decode("utf-8").strip()
         except UnicodeDecodeError as e:
             line = content[: e.start].count(b"\n") + 1
-            raise CorpusError(f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8") from None
+            _bad(skips, "not_utf8", f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8")
+            continue
         if not text:
-            raise CorpusError(f"{path}:1: empty document; remove the file or give it text")
+            _bad(skips, "empty", f"{path}:1: empty document; remove the file or give it text")
+            continue
         yield {"id": path.relative_to(folder).as_posix(), "text": text, "url": "", "date": ""}
 
 
@@ -121,12 +168,12 @@ def _txt_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.rglob("*.txt") if path.is_file())
 
 
-def read_documents(source: Path) -> Iterator[dict[str, str]]:
-    """Validated documents of a local corpus (JSONL file or folder of .txt files)."""
+def read_documents(source: Path, skips: Skips | None = None) -> Iterator[dict[str, str]]:
+    """Valid documents of a local corpus (JSONL file or folder of .txt files); see read_jsonl."""
     if source.is_dir():
-        return read_txt_folder(source)
+        return read_txt_folder(source, skips)
     if source.is_file() and source.suffix == ".jsonl":
-        return read_jsonl(source)
+        return read_jsonl(source, skips)
     raise CorpusError(f"{source}: expected a .jsonl file or a folder of .txt files")
 
 
@@ -152,7 +199,8 @@ class CorpusConfig(tfds.core.BuilderConfig):
 class LocalCorpus(tfds.core.GeneratorBasedBuilder):
     """A local JSONL file or .txt folder as a TFDS dataset with one split, "train", in source order."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.1.0": "bad documents left out and counted in metadata['skipped']"}
 
     def _info(self) -> tfds.core.DatasetInfo:
         config = self.builder_config
@@ -169,8 +217,15 @@ class LocalCorpus(tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples(Path(self.builder_config.source))}
 
     def _generate_examples(self, source: Path) -> Iterator[tuple[str, dict[str, str]]]:
-        for document in read_documents(source):
+        skips = Skips()
+        for document in read_documents(source, skips):
             yield document["id"], document
+        # Written with the dataset info after the split, so a reused build still reports them.
+        self.info.metadata[_SKIPPED_KEY] = {"counts": dict(skips.counts), "examples": skips.examples}
+        if skips.counts:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skips.counts.items()))
+            logger.warning("%s: left out %d bad documents (%s); first: %s", source, skips.counts.total(), reasons,
+                           " | ".join(skips.examples))
 
 
 def default_name(source: Path) -> str:
@@ -212,30 +267,35 @@ def _prepared(config: CorpusConfig, data_dir: str | Path | None) -> LocalCorpus:
 
 
 class CorpusSource(Sequence[dict[str, str]]):
-    """Random access to the documents of a TFDS split, as dicts of str (see DOCUMENT_KEYS)."""
+    """Random access to the documents of a TFDS split, as dicts of str (see DOCUMENT_KEYS);
+    `skipped` counts by reason the bad documents a local corpus's build left out. A slice is a view
+    of the same split: nothing is read until a document is asked for."""
 
-    def __init__(self, records: Sequence[dict[str, Any]], field: str, origin: str):
+    def __init__(self, records: Sequence[dict[str, Any]], field: str, origin: str,
+                 skipped: Mapping[str, int] | None = None, rows: range | None = None):
         self._records = records
         self._field = field
         self._origin = origin
+        self._rows = range(len(records)) if rows is None else rows
+        self.skipped = dict(skipped or {})
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._rows)
 
     @overload
     def __getitem__(self, index: int) -> dict[str, str]: ...
     @overload
-    def __getitem__(self, index: slice) -> list[dict[str, str]]: ...
-    def __getitem__(self, index: int | slice) -> dict[str, str] | list[dict[str, str]]:
+    def __getitem__(self, index: slice) -> CorpusSource: ...
+    def __getitem__(self, index: int | slice) -> dict[str, str] | CorpusSource:
         if isinstance(index, slice):
-            return self.__getitems__(range(len(self))[index])
-        index = range(len(self))[index]
-        return self._document(self._records[index], index)
+            return CorpusSource(self._records, self._field, self._origin, self.skipped, self._rows[index])
+        row = self._rows[index]
+        return self._document(self._records[row], row)
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, str]]:
-        indices = [range(len(self))[i] for i in indices]
-        records = self._records.__getitems__(indices)
-        return [self._document(r, i) for r, i in zip(records, indices, strict=True)]
+        rows = [self._rows[i] for i in indices]
+        records = self._records.__getitems__(rows)
+        return [self._document(r, i) for r, i in zip(records, rows, strict=True)]
 
     def _document(self, record: dict[str, Any], index: int) -> dict[str, str]:
         document = {"id": str(index), "text": record[self._field], "url": "", "date": ""}
@@ -269,7 +329,9 @@ def open_corpus(spec: str | Path, data_dir: str | Path | None = None) -> CorpusS
     """The documents of a local corpus path or of a prepared TFDS dataset (see the module docstring)."""
     path = Path(spec).expanduser()
     if path.exists():
-        return CorpusSource(build_corpus(path, data_dir).as_data_source("train"), "text", str(path))
+        corpus = build_corpus(path, data_dir)
+        skipped = corpus.info.metadata.get(_SKIPPED_KEY, {}).get("counts", {})
+        return CorpusSource(corpus.as_data_source("train"), "text", str(path), skipped)
     spec = str(spec)
     name, split, field = parse_tfds_spec(spec)
     try:

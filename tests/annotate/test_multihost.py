@@ -1,5 +1,6 @@
 """`jtoolformer annotate --distributed` on two real processes (jax.distributed over CPU) sharing --out:
-the same output, byte for byte, as one process on the same number of devices per host."""
+the same output, byte for byte, as one process on the same number of devices per host; a bad
+document in the corpus is left out and counted, not fatal."""
 
 import json
 import os
@@ -44,7 +45,8 @@ def outputs(out: Path) -> dict[str, bytes]:
 def test_two_hosts_annotate_their_shards_into_the_output_of_one(tmp_path):
     docs = [d for d in read_jsonl(Path(DEMO_CORPUS)) if d["id"].startswith("calc-")][:5]
     corpus = tmp_path / "docs.jsonl"
-    corpus.write_text("".join(json.dumps({"id": d["id"], "text": d["text"]}) + "\n" for d in docs))
+    lines = [json.dumps({"id": d["id"], "text": d["text"]}).encode() for d in docs]
+    corpus.write_bytes(b"\n".join(lines[:2] + [b'{"text": "Caf\xe9 bill: 3 + 4 = 7."}'] + lines[2:]) + b"\n")
 
     one = finish(annotate(corpus, tmp_path / "one"))
     port = free_port()
@@ -55,5 +57,6 @@ def test_two_hosts_annotate_their_shards_into_the_output_of_one(tmp_path):
     assert outputs(tmp_path / "two") == outputs(tmp_path / "one")
     stats = json.loads((tmp_path / "two" / "stats.json").read_text())
     assert stats["Calculator"]["documents"] == 5 and stats["_c_star_examples"] >= 1
+    assert stats["_corpus_skipped"] == {"not_utf8": 1} and "left out bad documents: 1 not_utf8" in host0
     assert (tmp_path / "two" / "tfds").is_dir()
     assert "C*:" in host0 and "C*:" in one and "C*:" not in host1

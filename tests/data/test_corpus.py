@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jtoolformer.data.corpus import CorpusError, build_corpus, open_corpus
+from jtoolformer.data.corpus import CorpusError, build_corpus, open_corpus, read_jsonl, read_txt_folder
 
 DOCS = [
     {"id": "a1", "text": "Out of 1400 participants, 400 (or 29%) passed the test.", "url": "https://x.org/2020/05/01/t"},
@@ -49,34 +49,42 @@ def test_txt_folder_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("line", "message"),
+    ("line", "reason", "message"),
     [
-        (b"{not json", "invalid JSON"),
-        (b'{"url": "https://x.org"}', "no 'text' field"),
-        (b'{"text": ""}', "not a non-empty string"),
-        (b'["a list"]', "expected a JSON object"),
-        (b'{"text": "caf\xe9"}', "not valid UTF-8"),
-        (b'{"text": "t", "date": "2021-02-30"}', "real date"),
-        (b'{"text": "t", "date": "14.03.2021"}', "real date"),
-        (b'{"text": "t", "url": 5}', "'url' must be"),
-        (b'{"text": "t", "id": "first"}', "already used on line 1"),
+        (b"{not json", "invalid_json", "invalid JSON"),
+        (b'{"url": "https://x.org"}', "empty", "no 'text' field"),
+        (b'{"text": ""}', "empty", "not a non-empty string"),
+        (b'["a list"]', "invalid_json", "expected a JSON object"),
+        (b'{"text": "caf\xe9"}', "not_utf8", "not valid UTF-8"),
+        (b'{"text": "t", "date": "2021-02-30"}', "bad_metadata", "real date"),
+        (b'{"text": "t", "date": "14.03.2021"}', "bad_metadata", "real date"),
+        (b'{"text": "t", "url": 5}', "bad_metadata", "'url' must be"),
+        (b'{"text": "t", "id": "first"}', "duplicate_id", "already used on line 1"),
     ],
 )
-def test_bad_jsonl_line_is_reported_with_file_and_line(tmp_path, line, message):
+def test_bad_jsonl_line_is_named_by_the_reader_and_left_out_of_the_build(tmp_path, line, reason, message):
     source = tmp_path / "bad.jsonl"
-    source.write_bytes(b'{"id": "first", "text": "fine"}\n\n' + line + b"\n")
+    source.write_bytes(b'{"id": "first", "text": "fine"}\n\n' + line + b'\n{"text": "also fine"}\n')
     with pytest.raises(CorpusError, match=message) as error:
-        build_corpus(source, tmp_path / "data")
+        list(read_jsonl(source))
     assert str(error.value).startswith(f"{source}:3:")
-    assert not list((tmp_path / "data").glob("local_corpus/*/*")), "a failed build must leave no dataset behind"
+
+    corpus = open_corpus(source, tmp_path / "data")
+    assert [d["text"] for d in corpus] == ["fine", "also fine"]
+    assert corpus.skipped == {reason: 1}
+    assert open_corpus(source, tmp_path / "data").skipped == {reason: 1}, "a reused build still reports them"
 
 
-def test_bad_txt_file_is_reported_with_file_and_line(tmp_path):
+def test_bad_txt_files_are_named_by_the_reader_and_left_out_of_the_build(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "ok.txt").write_text("fine")
     (tmp_path / "docs" / "bad.txt").write_bytes(b"line one\nline two \xff\n")
+    (tmp_path / "docs" / "blank.txt").write_text(" \n")
     with pytest.raises(CorpusError, match=rf"^{tmp_path}/docs/bad.txt:2: not valid UTF-8"):
-        build_corpus(tmp_path / "docs", tmp_path / "data")
+        list(read_txt_folder(tmp_path / "docs"))
+    corpus = open_corpus(tmp_path / "docs", tmp_path / "data")
+    assert [d["id"] for d in corpus] == ["ok.txt"]
+    assert corpus.skipped == {"not_utf8": 1, "empty": 1}
 
 
 def test_reused_when_unchanged_and_rebuilt_when_changed(tmp_path):
