@@ -9,7 +9,7 @@ import jax
 
 from jtoolformer import yaml_config
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, run_annotation
-from jtoolformer.data.corpus import DEMO_CORPUS, open_corpus
+from jtoolformer.data.corpus import DEMO_CORPUS, describe_skips, open_corpus
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.sharding import initialize_distributed, make_mesh
 from jtoolformer.tools.registry import make_tools
@@ -39,8 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     if stats:
         print(format_table(stats))
         if stats["_corpus_skipped"]:
-            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(stats["_corpus_skipped"].items()))
-            print(f"the corpus left out bad documents: {reasons}")
+            print(f"the corpus left out bad documents: {describe_skips(stats['_corpus_skipped'])}")
         print(f"C*: {stats['_c_star_examples']} examples in {Path(args.out) / 'tfds'}; statistics in "
               f"{Path(args.out) / 'stats.json'}")
     return 0

@@ -67,6 +67,11 @@ class Skips:
             self.examples.append(message)
 
 
+def describe_skips(counts: Mapping[str, int]) -> str:
+    """Skip counts by reason, for messages: "2 empty, 1 not_utf8"."""
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+
+
 def _bad(skips: Skips | None, reason: str, message: str) -> None:
     """Raises CorpusError(message) when reading strictly (`skips` None), else counts the document."""
     if skips is None:
@@ -217,15 +222,18 @@ class LocalCorpus(tfds.core.GeneratorBasedBuilder):
         return {"train": self._generate_examples(Path(self.builder_config.source))}
 
     def _generate_examples(self, source: Path) -> Iterator[tuple[str, dict[str, str]]]:
-        skips = Skips()
+        skips, kept = Skips(), 0
         for document in read_documents(source, skips):
+            kept += 1
             yield document["id"], document
+        if skips.counts:
+            summary = (f"{source}: left out {skips.counts.total()} bad documents "
+                       f"({describe_skips(skips.counts)}); first: " + " | ".join(skips.examples))
+            if not kept:
+                raise CorpusError(f"no valid document in {summary}")
+            logger.warning("%s", summary)
         # Written with the dataset info after the split, so a reused build still reports them.
         self.info.metadata[_SKIPPED_KEY] = {"counts": dict(skips.counts), "examples": skips.examples}
-        if skips.counts:
-            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skips.counts.items()))
-            logger.warning("%s: left out %d bad documents (%s); first: %s", source, skips.counts.total(), reasons,
-                           " | ".join(skips.examples))
 
 
 def default_name(source: Path) -> str:

@@ -75,6 +75,14 @@ def test_bad_jsonl_line_is_named_by_the_reader_and_left_out_of_the_build(tmp_pat
     assert open_corpus(source, tmp_path / "data").skipped == {reason: 1}, "a reused build still reports them"
 
 
+def test_a_corpus_without_a_valid_document_is_refused_and_leaves_nothing_behind(tmp_path):
+    source = tmp_path / "bad.jsonl"
+    source.write_bytes(b'{"text": ""}\n{not json\n')
+    with pytest.raises(CorpusError, match=r"no valid document .*2 bad documents \(1 empty, 1 invalid_json\).*bad.jsonl:1"):
+        open_corpus(source, tmp_path / "data")
+    assert not list((tmp_path / "data").glob("local_corpus/*/*")), "a failed build must leave no dataset behind"
+
+
 def test_bad_txt_files_are_named_by_the_reader_and_left_out_of_the_build(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "ok.txt").write_text("fine")

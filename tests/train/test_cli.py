@@ -52,8 +52,8 @@ def test_train_command_needs_a_tokenizer_for_texts(tmp_path):
         run_cli(["train", "--data", str(data), "--out", str(tmp_path / "run"), "model=configs/gptj_tiny.yaml"])
 
 
-def test_jsonl_errors_name_the_line(tmp_path, hf_dir):
+def test_data_without_a_valid_document_names_the_bad_lines(tmp_path, hf_dir):
     data = tmp_path / "bad.jsonl"
-    data.write_text('{"text": "fine"}\n{"txt": "oops"}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: the document has no 'text' field"):
+    data.write_text('{"txt": "oops"}\n\n{"text": ""}\n')
+    with pytest.raises(ValueError, match=r"no valid document .*bad.jsonl:1: the document has no 'text' field"):
         run_cli(["train", "--data", str(data), "--out", str(tmp_path / "run"), f"model={hf_dir}"])
