@@ -11,6 +11,7 @@ not grow with the vocabulary.
 Writes JSON (--out).
 
     python scripts/bench_annotate.py --docs 16 --out scripts/results/bench_annotate.json
+    python scripts/bench_annotate.py --docs 64 --batch-docs 16 --out scripts/results/bench_annotate_64.json
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def filter_temp_bytes(vocab: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=16)
+    parser.add_argument("--batch-docs", type=int, default=0, help="documents per batch (default: all in one)")
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--m", type=int, default=3)
     parser.add_argument("--out", default="scripts/results/bench_annotate.json")
@@ -103,7 +105,7 @@ def main() -> None:
     docs = [d for d in read_jsonl(Path(DEMO_CORPUS)) if d["id"].startswith("calc-")][: args.docs]
     lm = load_model()
     tools = make_tools("calculator")
-    cfg = AnnotateConfig(max_positions=args.k, calls_per_position=args.m, batch_docs=args.docs)
+    cfg = AnnotateConfig(max_positions=args.k, calls_per_position=args.m, batch_docs=args.batch_docs or args.docs)
     annotator = Annotator(lm, tools, cfg)
     start = time.perf_counter()
     first_records, _ = annotator.annotate(docs)
@@ -123,7 +125,7 @@ def main() -> None:
 
     small, large = filter_temp_bytes(8192), filter_temp_bytes(65536)
     result = {
-        "documents": len(docs), "k": args.k, "m": args.m,
+        "documents": len(docs), "batch_docs": cfg.batch_docs, "k": args.k, "m": args.m,
         "docs_per_s": len(docs) / ours, "docs_per_s_naive_transformers": len(docs) / naive,
         "speedup_docs_per_s": naive / ours,
         "first_pass_docs_per_s": len(docs) / first_pass,
