@@ -17,6 +17,13 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
 
 
+def add_coordinator_args(parser: argparse.ArgumentParser) -> None:
+    """Where jax.distributed cannot find the other processes itself (not a TPU VM or SLURM)."""
+    parser.add_argument("--coordinator", default=None, help="host:port of process 0 (multi-host, off TPU/SLURM)")
+    parser.add_argument("--num-processes", type=int, default=None, help="with --coordinator: how many processes")
+    parser.add_argument("--process-id", type=int, default=None, help="with --coordinator: this process's rank")
+
+
 def load_from_args(args: argparse.Namespace) -> LM:
     mesh = make_mesh(*(int(x) for x in args.mesh.split(",")), devices=jax.local_devices())
     return load_model(args.model, mesh=mesh, dtype=args.dtype)

@@ -9,6 +9,7 @@ import jax
 
 from jtoolformer import yaml_config
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, run_annotation
+from jtoolformer.cli_args import add_coordinator_args
 from jtoolformer.data.corpus import DEMO_CORPUS, describe_skips, open_corpus
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.sharding import initialize_distributed, make_mesh
@@ -72,9 +73,7 @@ def add_annotate_command(subparsers) -> None:
     p.add_argument("--limit", type=int, default=0, help="only the first N documents")
     p.add_argument("--distributed", action="store_true",
                    help="one process per host (jax.distributed); all share --out and annotate their shards")
-    p.add_argument("--coordinator", default=None, help="with --distributed off TPU/SLURM: host:port of process 0")
-    p.add_argument("--num-processes", type=int, default=None, help="with --coordinator")
-    p.add_argument("--process-id", type=int, default=None, help="with --coordinator")
+    add_coordinator_args(p)
     p.add_argument("overrides", nargs="*", help="key=value overrides of the config")
     p.set_defaults(func=_run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from jtoolformer.cli_args import add_coordinator_args
 from jtoolformer.sharding import initialize_distributed
 from jtoolformer.train.config import load_train_config
 from jtoolformer.train.export import export_checkpoint
@@ -24,6 +25,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     parser.add_argument("--out", required=True, help="run directory: checkpoints, metrics, exported models")
     parser.add_argument("--export", choices=["best", "latest"],
                         help="only write the run's best or latest params as a HF checkpoint (out/hf/…)")
+    add_coordinator_args(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     parser.set_defaults(func=run_train_command)
     return parser
@@ -36,7 +38,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     cfg = load_train_config(args.config, args.overrides)
     if not args.data:
         raise SystemExit("jtoolformer train: --data is required (unless --export)")
-    initialize_distributed(cfg.distributed)
+    initialize_distributed(cfg.distributed, args.coordinator, args.num_processes, args.process_id)
     result = train_on(cfg, None, args.data, args.out, args.eval_data)
     if result.history:
         print({k: round(v, 4) for k, v in result.history[-1].items()})
