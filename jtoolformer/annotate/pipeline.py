@@ -155,14 +155,18 @@ class Annotator:
         batches = [ready[s : s + self.cfg.batch_docs] for s in range(0, len(ready), self.cfg.batch_docs)]
         kept: dict[int, list[KeptCall]] = {}
         pending = None
-        bar = tqdm(total=len(batches), desc=f"annotate {name}", disable=not progress, leave=False)
+        bar = tqdm(total=len(batches), desc=f"annotate {name}", unit="batch", disable=not progress, leave=False)
         for batch in [*batches, None]:
+            if batch:
+                _show(bar, "sampling (previous batch executing)" if pending else "sampling", stats)
             started = self._sample(name, batch, documents, stats) if batch else None
             if pending is not None:
+                _show(bar, "filtering", stats)
                 for doc_index, calls in self._filter(name, *pending, stats).items():
                     kept.setdefault(doc_index, []).extend(calls)
                 bar.update()
             pending = started
+        _show(bar, "done", stats)
         bar.close()
         return stats, kept
 
@@ -230,6 +234,11 @@ class Annotator:
             kept.setdefault(k, []).append(KeptCall(tool.name, call.input, result, i, char_position, loss_plus,
                                                    loss_minus, tool.quoted_input))
         return kept
+
+
+def _show(bar: tqdm, stage: str, stats: ToolStats) -> None:
+    bar.set_postfix_str(f"{stage}; positions {stats.positions}, calls {stats.calls_sampled}, "
+                        f"executed {stats.executed}, kept {stats.kept['tool']}")
 
 
 def _token_starts(tok, text: str, x: tuple[int, ...]) -> list[int]:
