@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+import jax
 
 from jtoolformer.annotate.cli import add_annotate_command
 from jtoolformer.demo import add_demo_command
@@ -29,8 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_compilation_cache() -> Path | None:
+    """Keeps compiled programs on disk so a command started again (or the next stage) skips most
+    compilation: $JAX_COMPILATION_CACHE_DIR when set (jax reads it itself), else
+    $XDG_CACHE_HOME/jtoolformer/jax (~/.cache by default). JTOOLFORMER_COMPILATION_CACHE=0 turns it off."""
+    if os.environ.get("JTOOLFORMER_COMPILATION_CACHE") == "0" or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return None
+    directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jtoolformer" / "jax"
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    return directory
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    use_compilation_cache()
     return args.func(args)
 
 
