@@ -72,11 +72,19 @@ def describe_skips(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
 
 
-def _bad(skips: Skips | None, reason: str, message: str) -> None:
-    """Raises CorpusError(message) when reading strictly (`skips` None), else counts the document."""
+class _BadDocument(CorpusError):
+    """One document a reader cannot use; `reason` names the kind, for counting."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _count_or_raise(skips: Skips | None, error: _BadDocument) -> None:
+    """Raises `error` when reading strictly (`skips` None), else counts the document as left out."""
     if skips is None:
-        raise CorpusError(message)
-    skips.add(reason, message)
+        raise error
+    skips.add(error.reason, str(error))
 
 
 def read_jsonl(path: Path, skips: Skips | None = None) -> Iterator[dict[str, str]]:
@@ -85,38 +93,35 @@ def read_jsonl(path: Path, skips: Skips | None = None) -> Iterator[dict[str, str
     seen: dict[str, int] = {}
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
-            where = f"{path}:{number}"
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                _bad(skips, "not_utf8", f"{where}: not valid UTF-8 (byte {e.start} of the line); re-encode the "
-                                        "file as UTF-8")
-                continue
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                _bad(skips, "invalid_json", f"{where}: invalid JSON ({e.msg}, column {e.colno}); each line must "
-                                            "be one JSON object")
-                continue
-            try:
-                document = _document_from_json(record, where, default_id=f"{path.name}:{number}")
+                document = _jsonl_document(raw, f"{path}:{number}", f"{path.name}:{number}", seen)
             except _BadDocument as e:
-                _bad(skips, e.reason, str(e))
+                _count_or_raise(skips, e)
                 continue
-            if document["id"] in seen:
-                _bad(skips, "duplicate_id", f"{where}: id {document['id']!r} already used on line "
-                                            f"{seen[document['id']]}; ids must be unique")
-                continue
-            seen[document["id"]] = number
-            yield document
+            if document is not None:
+                seen[document["id"]] = number
+                yield document
 
 
-class _BadDocument(Exception):
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+def _jsonl_document(raw: bytes, where: str, default_id: str, seen: Mapping[str, int]) -> dict[str, str] | None:
+    """The document on one JSONL line (None for a blank line); ids in `seen` are taken."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _BadDocument("not_utf8", f"{where}: not valid UTF-8 (byte {e.start} of the line); re-encode the "
+                                       "file as UTF-8") from None
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise _BadDocument("invalid_json", f"{where}: invalid JSON ({e.msg}, column {e.colno}); each line must "
+                                           "be one JSON object") from None
+    document = _document_from_json(record, where, default_id)
+    if document["id"] in seen:
+        raise _BadDocument("duplicate_id", f"{where}: id {document['id']!r} already used on line "
+                                           f"{seen[document['id']]}; ids must be unique")
+    return document
 
 
 def _document_from_json(record: Any, where: str, default_id: str) -> dict[str, str]:
@@ -156,17 +161,24 @@ def read_txt_folder(folder: Path, skips: Skips | None = None) -> Iterator[dict[s
     if not files:
         raise CorpusError(f"{folder}: no .txt files found; put one document per .txt file in the folder")
     for path in files:
-        content = path.read_bytes()
         try:
-            text = content.decode("utf-8").strip()
-        except UnicodeDecodeError as e:
-            line = content[: e.start].count(b"\n") + 1
-            _bad(skips, "not_utf8", f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8")
+            document = _txt_document(path, folder)
+        except _BadDocument as e:
+            _count_or_raise(skips, e)
             continue
-        if not text:
-            _bad(skips, "empty", f"{path}:1: empty document; remove the file or give it text")
-            continue
-        yield {"id": path.relative_to(folder).as_posix(), "text": text, "url": "", "date": ""}
+        yield document
+
+
+def _txt_document(path: Path, folder: Path) -> dict[str, str]:
+    content = path.read_bytes()
+    try:
+        text = content.decode("utf-8").strip()
+    except UnicodeDecodeError as e:
+        line = content[: e.start].count(b"\n") + 1
+        raise _BadDocument("not_utf8", f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8") from None
+    if not text:
+        raise _BadDocument("empty", f"{path}:1: empty document; remove the file or give it text")
+    return {"id": path.relative_to(folder).as_posix(), "text": text, "url": "", "date": ""}
 
 
 def _txt_files(folder: Path) -> list[Path]:

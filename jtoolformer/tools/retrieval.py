@@ -10,6 +10,7 @@ logger to DEBUG on import; `_bm25s` gives it back to the application's logging c
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import mmap
@@ -96,6 +97,7 @@ class _MappedPassages(Sequence[Passage]):
         return Passage(record["title"], record["text"])
 
 
+@functools.cache
 def _bm25s():
     import bm25s
 
