@@ -1,0 +1,7 @@
+"""`python -m jtoolformer …`: the same command line as the `jtoolformer` script."""
+
+import sys
+
+from jtoolformer.cli import main
+
+sys.exit(main())
