@@ -8,7 +8,10 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
+from jtoolformer.data.quiet import prepare, silence_tfds
+
 C_STAR_KEYS = ("id", "text", "original", "url", "date", "calls")
+silence_tfds()
 
 
 class AugmentedCorpus(tfds.core.GeneratorBasedBuilder):
@@ -41,7 +44,7 @@ class AugmentedCorpus(tfds.core.GeneratorBasedBuilder):
 
 def build_c_star(shards: list[Path], data_dir: Path) -> AugmentedCorpus:
     builder = AugmentedCorpus(shards=shards, data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare()
+    prepare(builder)
     return builder
 
 

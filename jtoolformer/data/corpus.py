@@ -36,12 +36,14 @@ from typing import Any, overload
 import jax
 import tensorflow_datasets as tfds
 
+from jtoolformer.data.quiet import prepare, silence_tfds
 from jtoolformer.sharding import sync_hosts
 
 DOCUMENT_KEYS = ("id", "text", "url", "date")
 DEMO_CORPUS = Path(__file__).parent / "corpus" / "demo.jsonl"
 
 logger = logging.getLogger(__name__)
+silence_tfds()
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CONFIG_NAME = re.compile(r"[\w.+-]+")
@@ -282,7 +284,7 @@ def _prepared(config: CorpusConfig, data_dir: str | Path | None) -> LocalCorpus:
             return corpus
         shutil.rmtree(corpus.data_dir)
         corpus = builder()
-    corpus.download_and_prepare()
+    prepare(corpus)
     return corpus
 
 
