@@ -90,7 +90,36 @@ def markdown_table(results: Sequence[TaskResult], run_info: Mapping[str, Any]) -
         ]
         cells.append(_calls(by_mode.get("enabled")))
         lines.append("| " + " | ".join(cells) + " |")
+    if table9 := call_split_table(results):
+        lines += ["", "## Accuracy with and without a call (the paper's Table 9)", "", table9]
     return "\n".join(lines) + "\n"
+
+
+def _split_cell(accuracy: float | None, examples: int) -> str:
+    return f"{_format(None if accuracy is None else accuracy * 100, 'accuracy')} (n={examples})"
+
+
+def call_split_table(results: Sequence[TaskResult]) -> str:
+    """Accuracy tasks laid out as the paper's Table 9: accuracy on all examples, on those where the
+    model made a call (AC), on the others (NC), and the share with a call. "" without such tasks."""
+    rows = [
+        "| task | mode | n | all | AC: with a call | NC: without a call | share with a call |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if r.metric == "accuracy":
+            made = round(r.call_share * r.n)
+            cells = [
+                r.task,
+                r.mode,
+                str(r.n),
+                _format(_shown(r), r.metric),
+                _split_cell(r.accuracy_with_call, made),
+                _split_cell(r.accuracy_without_call, r.n - made),
+                f"{r.call_share * 100:.1f}%",
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) if len(rows) > 2 else ""
 
 
 def _bars(
