@@ -1,13 +1,18 @@
 """Text corpora as TFDS datasets (array_record, no TensorFlow) with random access for grain.
 
 A local corpus is one of:
-  - a JSONL file, one JSON object per line: "text" (non-empty string, required), "id" (string or
-    integer), "url" (string), "date" ("yyyy-mm-dd"); other keys are ignored, blank lines skipped.
-    A line without "id" gets "<file name>:<line number>". Ids must be unique.
-  - a folder of .txt files (searched recursively), one UTF-8 document per file, surrounding
-    whitespace stripped; id = the file's path relative to the folder (its name, for a flat folder).
-  A bad document (not UTF-8, invalid JSON, no text, bad metadata, a repeated id) is left out of the
-  build with a warning and counted by reason in the dataset's metadata (`CorpusSource.skipped`).
+  - a JSONL file (.jsonl, any case), one JSON object per line: "text" (non-empty string, required),
+    "id" (string or integer), "url" (string), "date" ("yyyy-mm-dd"); other keys are ignored, blank
+    lines skipped. A line without "id" gets "<file name>:<line number>". Ids must be unique.
+  - a folder of .txt files (any case; searched recursively, through linked folders), one UTF-8
+    document per file, surrounding whitespace stripped; id = the file's path relative to the folder
+    (its name, for a flat folder).
+  Both are read as editors read them: a leading UTF-8 byte-order mark is dropped, and lines may end
+  in \n, \r\n or \r (in .txt documents all become \n). A bad document (not UTF-8, invalid JSON, a
+  lone surrogate, a number or nesting Python cannot parse, no text, bad metadata, a repeated id, a
+  file in the folder that is not a readable .txt file) is left out of the build with a warning and
+  counted by reason in the dataset's metadata (`CorpusSource.skipped`). A corpus without a document
+  is refused.
 
 `open_corpus(spec)` takes either
   - a path to such a corpus: built on first use into `data_dir` as `local_corpus/<name>`, reused
@@ -21,14 +26,17 @@ otherwise the id is the document's index in the opened split.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import dataclasses
 import datetime
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -37,6 +45,7 @@ import jax
 import tensorflow_datasets as tfds
 
 from jtoolformer.data.quiet import prepare, silence_tfds
+from jtoolformer.errors import UsageError
 from jtoolformer.sharding import sync_hosts
 
 DOCUMENT_KEYS = ("id", "text", "url", "date")
@@ -52,7 +61,7 @@ _SKIPPED_KEY = "skipped"
 MAX_SKIP_EXAMPLES = 5
 
 
-class CorpusError(ValueError):
+class CorpusError(UsageError):
     """A corpus that cannot be read; the message names the file and line or the spec."""
 
 
@@ -93,16 +102,34 @@ def read_jsonl(path: Path, skips: Skips | None = None) -> Iterator[dict[str, str
     """Valid documents of a JSONL corpus, in file order. A bad line raises CorpusError, or is counted
     in `skips` and left out when given."""
     seen: dict[str, int] = {}
-    with path.open("rb") as lines:
-        for number, raw in enumerate(lines, start=1):
-            try:
-                document = _jsonl_document(raw, f"{path}:{number}", f"{path.name}:{number}", seen)
-            except _BadDocument as e:
-                _count_or_raise(skips, e)
-                continue
-            if document is not None:
-                seen[document["id"]] = number
-                yield document
+    for number, raw in enumerate(_lines(path), start=1):
+        try:
+            document = _jsonl_document(raw, f"{path}:{number}", f"{path.name}:{number}", seen)
+        except _BadDocument as e:
+            _count_or_raise(skips, e)
+            continue
+        if document is not None:
+            seen[document["id"]] = number
+            yield document
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """The file's lines as bytes, a leading UTF-8 byte-order mark dropped; a line ends at \n, \r\n or a
+    lone \r. (Latin-1 maps bytes to characters one to one, so the text layer only finds the line ends;
+    no UTF-8 character holds the bytes of \r or \n.)"""
+    with path.open("r", encoding="latin-1", newline=None) as text:
+        for number, line in enumerate(text):
+            raw = line.encode("latin-1")
+            if number == 0:
+                _refuse_utf16(raw, str(path))
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            yield raw
+
+
+def _refuse_utf16(head: bytes, where: str) -> None:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise CorpusError(f"{where}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); re-encode the "
+                          "file as UTF-8")
 
 
 def _jsonl_document(raw: bytes, where: str, default_id: str, seen: Mapping[str, int]) -> dict[str, str] | None:
@@ -114,16 +141,37 @@ def _jsonl_document(raw: bytes, where: str, default_id: str, seen: Mapping[str, 
                                        "file as UTF-8") from None
     if not line.strip():
         return None
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise _BadDocument("invalid_json", f"{where}: invalid JSON ({e.msg}, column {e.colno}); each line must "
-                                           "be one JSON object") from None
-    document = _document_from_json(record, where, default_id)
+    document = _document_from_json(_parse_json(line, where), where, default_id)
     if document["id"] in seen:
         raise _BadDocument("duplicate_id", f"{where}: id {document['id']!r} already used on line "
                                            f"{seen[document['id']]}; ids must be unique")
+    for key, value in document.items():
+        _require_encodable(value, key, where)
     return document
+
+
+def _parse_json(line: str, where: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise _BadDocument("invalid_json", f"{where}: invalid JSON ({e.msg}, column {e.colno}); each line must "
+                                           "be one JSON object") from None
+    except ValueError as e:  # the only other ValueError of json.loads: int() refusing a huge literal
+        raise _BadDocument("number_too_long", f"{where}: holds an integer of more than "
+                                              f"{sys.get_int_max_str_digits()} digits, which Python will not "
+                                              f"parse ({str(e).split(':')[0]})") from None
+    except RecursionError:
+        raise _BadDocument("too_deep", f"{where}: arrays or objects nested too deeply for Python's JSON "
+                                       "parser") from None
+
+
+def _require_encodable(value: str, key: str, where: str) -> None:
+    """JSON escapes can spell half a surrogate pair, which no UTF-8 text (and so no TFDS record) holds."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _BadDocument("lone_surrogate", f"{where}: {key!r} holds a lone surrogate \\u{ord(value[e.start]):04x} "
+                                             f"at character {e.start}, which is not text") from None
 
 
 def _document_from_json(record: Any, where: str, default_id: str) -> dict[str, str]:
@@ -157,10 +205,10 @@ def _is_date(value: str) -> bool:
 
 
 def read_txt_folder(folder: Path, skips: Skips | None = None) -> Iterator[dict[str, str]]:
-    """Valid documents of a folder of .txt files, in sorted path order. A bad file raises
-    CorpusError, or is counted in `skips` and left out when given."""
-    files = _txt_files(folder)
-    if not files:
+    """Valid documents of a folder of .txt files, in sorted path order. A bad file (or any file that is
+    not a .txt document) raises CorpusError, or is counted in `skips` and left out when given."""
+    files = _folder_files(folder)
+    if not any(_is_txt(path) for path in files):
         raise CorpusError(f"{folder}: no .txt files found; put one document per .txt file in the folder")
     for path in files:
         try:
@@ -172,40 +220,83 @@ def read_txt_folder(folder: Path, skips: Skips | None = None) -> Iterator[dict[s
 
 
 def _txt_document(path: Path, folder: Path) -> dict[str, str]:
-    content = path.read_bytes()
+    if not _is_txt(path):
+        raise _BadDocument("not_txt", f"{path}: not a .txt file; rename it to .txt to make it a document")
+    if not path.exists():
+        raise _BadDocument("unreadable", f"{path}: broken symbolic link to {os.readlink(path)}")
+    if not path.is_file():  # a pipe or a device: reading it could wait forever or never end
+        raise _BadDocument("unreadable", f"{path}: not a regular file")
     try:
-        text = content.decode("utf-8").strip()
+        content = path.read_bytes()
+    except OSError as e:
+        raise _BadDocument("unreadable", f"{path}: cannot be read ({e.strerror})") from None
+    _refuse_utf16_document(content, path)
+    try:
+        text = content.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError as e:
         line = content[: e.start].count(b"\n") + 1
         raise _BadDocument("not_utf8", f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         raise _BadDocument("empty", f"{path}:1: empty document; remove the file or give it text")
     return {"id": path.relative_to(folder).as_posix(), "text": text, "url": "", "date": ""}
 
 
-def _txt_files(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.rglob("*.txt") if path.is_file())
+def _refuse_utf16_document(content: bytes, path: Path) -> None:
+    try:
+        _refuse_utf16(content, str(path))
+    except CorpusError as e:
+        raise _BadDocument("not_utf8", str(e)) from None
+
+
+def _is_txt(path: Path) -> bool:
+    return path.suffix.lower() == ".txt"
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """Everything under `folder` but folders, sorted. Linked folders are followed, but each real folder
+    is read once (a link loop ends there): through the first name reached, in order of names, with
+    real subfolders before links at each level."""
+    files, visited = [], set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            folders.clear()
+            continue
+        visited.add(real)
+        folders.sort(key=lambda name: (os.path.islink(os.path.join(root, name)), name))
+        files.extend(Path(root) / name for name in names)
+    return sorted(files)
 
 
 def read_documents(source: Path, skips: Skips | None = None) -> Iterator[dict[str, str]]:
     """Valid documents of a local corpus (JSONL file or folder of .txt files); see read_jsonl."""
     if source.is_dir():
         return read_txt_folder(source, skips)
-    if source.is_file() and source.suffix == ".jsonl":
+    if _is_jsonl(source):
         return read_jsonl(source, skips)
     raise CorpusError(f"{source}: expected a .jsonl file or a folder of .txt files")
 
 
+def _is_jsonl(source: Path) -> bool:
+    return source.is_file() and source.suffix.lower() == ".jsonl"
+
+
 def source_fingerprint(source: Path) -> str:
-    """SHA-256 of the corpus content (for a folder: every .txt file's relative path and content)."""
+    """SHA-256 of the corpus content (for a folder: every file's relative path, and each readable .txt
+    file's content)."""
     if not source.is_dir():
         with source.open("rb") as f:
             return hashlib.file_digest(f, "sha256").hexdigest()
     digest = hashlib.sha256()
-    for path in _txt_files(source):
+    for path in _folder_files(source):
         digest.update(path.relative_to(source).as_posix().encode() + b"\0")
-        with path.open("rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
+        if _is_txt(path) and path.is_file():
+            try:
+                with path.open("rb") as f:
+                    digest.update(hashlib.file_digest(f, "sha256").digest())
+            except OSError:
+                digest.update(b"unreadable")
     return digest.hexdigest()
 
 
@@ -218,8 +309,9 @@ class CorpusConfig(tfds.core.BuilderConfig):
 class LocalCorpus(tfds.core.GeneratorBasedBuilder):
     """A local JSONL file or .txt folder as a TFDS dataset with one split, "train", in source order."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {"1.1.0": "bad documents left out and counted in metadata['skipped']"}
+    VERSION = tfds.core.Version("1.2.0")
+    RELEASE_NOTES = {"1.1.0": "bad documents left out and counted in metadata['skipped']",
+                     "1.2.0": "byte-order marks, \\r line ends, .TXT names and linked folders read"}
 
     def _info(self) -> tfds.core.DatasetInfo:
         config = self.builder_config
@@ -240,6 +332,8 @@ class LocalCorpus(tfds.core.GeneratorBasedBuilder):
         for document in read_documents(source, skips):
             kept += 1
             yield document["id"], document
+        if not kept and not skips.counts:
+            raise CorpusError(f"{source}: no documents; the corpus is empty")
         if skips.counts:
             summary = (f"{source}: left out {skips.counts.total()} bad documents "
                        f"({describe_skips(skips.counts)}); first: " + " | ".join(skips.examples))
@@ -260,7 +354,7 @@ def build_corpus(source: str | Path, data_dir: str | Path | None, name: str | No
     """Builds (or reuses, when the source is unchanged) the TFDS dataset of a local corpus. On several
     hosts sharing `data_dir`, host 0 builds it while the others wait, then they open it."""
     source = Path(source).expanduser().resolve()
-    if not (source.is_dir() or (source.is_file() and source.suffix == ".jsonl")):
+    if not (source.is_dir() or _is_jsonl(source)):
         raise CorpusError(f"{source}: expected an existing .jsonl file or a folder of .txt files")
     name = name or default_name(source)
     if not _CONFIG_NAME.fullmatch(name):

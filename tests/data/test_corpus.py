@@ -155,3 +155,86 @@ def test_built_local_corpus_opens_by_its_tfds_name(tmp_path):
 def test_unknown_spec_says_what_to_give(tmp_path, spec):
     with pytest.raises(CorpusError, match="neither an existing file or folder"):
         open_corpus(spec, tmp_path)
+
+
+DEEP = b'{"text": "deep", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+@pytest.mark.parametrize(
+    ("line", "reason", "message"),
+    [
+        (b'{"text": "a \\ud800"}', "lone_surrogate", r"'text' holds a lone surrogate \\ud800 at character 2"),
+        (b'{"text": "a", "id": "\\udfff x"}', "lone_surrogate", r"'id' holds a lone surrogate \\udfff"),
+        (b'{"text": "a", "n": ' + b"7" * 4301 + b"}", "number_too_long", "integer of more than 4300 digits"),
+        (DEEP, "too_deep", "nested too deeply"),
+        (b'{"text": "a", "x": ' + b'{"y": ' * 100_000 + b"1" + b"}" * 100_001, "too_deep", "nested too deeply"),
+    ],
+)
+def test_odd_but_valid_json_is_counted_not_fatal(tmp_path, line, reason, message):
+    """Lines json.loads accepts but TFDS cannot store, or json.loads cannot parse in Python: each is one
+    bad document, not the end of the build."""
+    source = tmp_path / "odd.jsonl"
+    source.write_bytes(b'{"text": "before"}\n' + line + b'\n{"text": "after"}\n')
+    with pytest.raises(CorpusError, match=message) as error:
+        list(read_jsonl(source))
+    assert str(error.value).startswith(f"{source}:2:")
+    corpus = open_corpus(source, tmp_path / "data")
+    assert [d["text"] for d in corpus] == ["before", "after"]
+    assert corpus.skipped == {reason: 1}
+
+
+def test_bom_and_any_line_ending_are_read_like_an_editor_does(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    docs = [b'{"text": "one"}', b'{"text": "two"}', b'{"text": "three"}', b'{"text": "four"}']
+    source = tmp_path / "mixed.jsonl"
+    source.write_bytes(bom + docs[0] + b"\r" + docs[1] + b"\r\n" + docs[2] + b"\n\r" + docs[3])
+    corpus = open_corpus(source, tmp_path / "data")
+    assert [d["text"] for d in corpus] == ["one", "two", "three", "four"]
+    assert [d["id"] for d in corpus] == ["mixed.jsonl:1", "mixed.jsonl:2", "mixed.jsonl:3", "mixed.jsonl:5"]
+    assert corpus.skipped == {}
+
+    upper = tmp_path / "UPPER.JSONL"
+    upper.write_bytes(docs[0])
+    assert [d["text"] for d in open_corpus(upper, tmp_path / "data")] == ["one"]
+
+
+def test_utf16_jsonl_is_refused_with_what_to_do(tmp_path):
+    source = tmp_path / "wide.jsonl"
+    source.write_bytes('{"text": "one"}\n'.encode("utf-16"))
+    with pytest.raises(CorpusError, match=rf"^{source}: .*UTF-16.*re-encode the file as UTF-8"):
+        open_corpus(source, tmp_path / "data")
+
+
+def test_txt_folder_reads_what_users_expect_and_counts_the_rest(tmp_path):
+    folder = tmp_path / "docs"
+    (folder / "real").mkdir(parents=True)
+    (folder / "UPPER.TXT").write_bytes(b"shouting")
+    (folder / "bom.txt").write_bytes(b"\xef\xbb\xbfmarked\r\nwindows\rold mac")
+    (folder / "real" / "deep.Txt").write_bytes(b"nested")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "far.txt").write_bytes(b"linked")
+    (folder / "via").symlink_to(tmp_path / "elsewhere")  # a linked folder is read
+    (folder / "loop").symlink_to(folder)  # a link loop ends, and no folder is read twice
+    (folder / "again").symlink_to(folder / "real")
+    (folder / "broken.txt").symlink_to(tmp_path / "nowhere.txt")
+    os.mkfifo(folder / "pipe.txt")  # reading it would wait forever
+    (folder / "notes.md").write_text("not a document")
+    (folder / "wide.txt").write_bytes("UTF-16".encode("utf-16"))
+    corpus = open_corpus(folder, tmp_path / "data")
+    assert [(d["id"], d["text"]) for d in corpus] == [
+        ("UPPER.TXT", "shouting"),
+        ("bom.txt", "marked\nwindows\nold mac"),
+        ("real/deep.Txt", "nested"),
+        ("via/far.txt", "linked"),
+    ]
+    assert corpus.skipped == {"unreadable": 2, "not_txt": 1, "not_utf8": 1}
+    with pytest.raises(CorpusError, match=rf"^{folder}/broken.txt: .*broken symbolic link"):
+        list(read_txt_folder(folder))
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n", b"\xef\xbb\xbf\r\n"])
+def test_an_empty_corpus_says_so(tmp_path, content):
+    source = tmp_path / "empty.jsonl"
+    source.write_bytes(content)
+    with pytest.raises(CorpusError, match=rf"^{source}: no documents"):
+        open_corpus(source, tmp_path / "data")
