@@ -1,4 +1,9 @@
-"""A thin wrapper over an HF `tokenizers.Tokenizer` with the ids the pipeline needs."""
+"""A thin wrapper over an HF `tokenizers.Tokenizer` with the ids the pipeline needs.
+
+Text is always encoded as plain text: a document, prompt or tool result that contains "<|im_end|>"
+gets the tokens of those characters, never the control token (which is EOS and padding for SmolLM2).
+Control tokens enter a sequence only as ids the code places itself (`bos_id`, `eos_id`, `pad_id`).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,13 @@ class Tokenizer:
     pad_id: int = 0
     add_bos: bool = False  # whether prompts start with BOS when encoded for generation
 
+    def __post_init__(self) -> None:
+        # Special (control) tokens written in the text are split like any other text, also where
+        # callers use `hf.encode` for offsets. The setting is not saved with the tokenizer.
+        self.hf.encode_special_tokens = True
+
     def encode(self, text: str) -> list[int]:
-        """Token ids of `text` alone: no special tokens added."""
+        """Token ids of `text` alone, as plain text: no special tokens added or recognised."""
         return self.hf.encode(text, add_special_tokens=False).ids
 
     def encode_prompt(self, text: str) -> list[int]:
