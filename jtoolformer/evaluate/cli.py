@@ -11,7 +11,7 @@ from jtoolformer.evaluate.protocols import Generator, Scorer
 from jtoolformer.evaluate.results import MODES
 from jtoolformer.evaluate.tasks import FAMILIES, DataSources, resolve_tasks
 
-ModelFactory = Callable[[str], tuple[Generator, Scorer]]
+ModelFactory = Callable[[str, str | None], tuple[Generator, Scorer]]
 
 
 def _comma_list(text: str) -> list[str]:
@@ -20,7 +20,7 @@ def _comma_list(text: str) -> list[str]:
 
 def run_eval(args: argparse.Namespace, make_generator_and_scorer: ModelFactory) -> None:
     tasks = resolve_tasks(args.tasks)
-    generator, scorer = make_generator_and_scorer(args.model)
+    generator, scorer = make_generator_and_scorer(args.model, args.mesh)
     results = evaluate(
         generator,
         scorer,
@@ -42,10 +42,13 @@ def add_eval_command(
     subparsers: argparse._SubParsersAction, make_generator_and_scorer: ModelFactory
 ) -> argparse.ArgumentParser:
     """Adds `eval`; its parsed args carry ``func(args)``, which runs it with the model that
-    ``make_generator_and_scorer(args.model)`` builds."""
+    ``make_generator_and_scorer(args.model, args.mesh)`` builds."""
     parser = subparsers.add_parser("eval", help="evaluate a model on the paper's downstream tasks")
     parser.add_argument(
         "--model", required=True, help="the model to evaluate (passed to the model factory)"
+    )
+    parser.add_argument(
+        "--mesh", default=None, help="data,fsdp,tensor over this host's devices (default: one device)"
     )
     parser.add_argument(
         "--tasks",

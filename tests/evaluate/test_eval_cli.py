@@ -20,8 +20,8 @@ def test_eval_command_builds_the_model_and_writes_the_report(
 ) -> None:
     asked = []
 
-    def factory(model_spec: str):
-        asked.append(model_spec)
+    def factory(model_spec: str, mesh: str | None):
+        asked.append((model_spec, mesh))
         examples = list(resolve_tasks("lama_squad")[0].load(sources))
         return LookupGenerator(
             {e.prompt: e.answers[0] for e in examples}, {examples[0].prompt}
@@ -33,6 +33,8 @@ def test_eval_command_builds_the_model_and_writes_the_report(
             "eval",
             "--model",
             "ckpt/step_2000",
+            "--mesh",
+            "1,8,1",
             "--tasks",
             "lama_squad,wikitext",
             "--data-dir",
@@ -50,7 +52,7 @@ def test_eval_command_builds_the_model_and_writes_the_report(
         ]
     )
     args.func(args)
-    assert asked == ["ckpt/step_2000"]
+    assert asked == [("ckpt/step_2000", "1,8,1")]
     payload = json.loads((out / "results.json").read_text())
     assert payload["run"] == {"model": "ckpt/step_2000", "trigger_top_k": 3, "limit": 2}
     assert [(r["task"], r["mode"], r["value"]) for r in payload["results"]] == [
@@ -61,7 +63,7 @@ def test_eval_command_builds_the_model_and_writes_the_report(
 
 
 def test_eval_command_defaults() -> None:
-    args = _parser(lambda spec: None).parse_args(
+    args = _parser(lambda spec, mesh: None).parse_args(
         ["eval", "--model", "m", "--data-dir", "d", "--out", "o"]
     )
     assert args.tasks == "lama,math,qa,mlqa,temporal,perplexity"
