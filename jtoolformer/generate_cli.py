@@ -11,6 +11,7 @@ from jtoolformer.cli_args import add_model_args, load_from_args
 from jtoolformer.decoding import Sampling
 from jtoolformer.generate import CallRecord, PieceKind, ToolGenerator
 from jtoolformer.tools.base import ToolContext
+from jtoolformer.tools.cli import timeout_seconds
 from jtoolformer.tools.registry import make_tools
 
 _STYLES: dict[PieceKind, str] = {"text": "\033[1m", "call": "\033[36m", "result": "\033[32m"}
@@ -34,7 +35,8 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds a tool call may take")
+    parser.add_argument("--timeout", type=timeout_seconds, default=10.0,
+                        help="seconds a tool call may take (0: no limit)")
     parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date.today(),
                         help="the date Calendar reports (YYYY-MM-DD; default today)")
     parser.set_defaults(func=run_generate_command)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import time
 
+from jtoolformer.tools.executor import check_timeout
 from jtoolformer.tools.retrieval import build_index
+
+
+def timeout_seconds(text: str) -> float:
+    """An argparse type: a tool call's time limit in seconds, "0" for no limit."""
+    try:
+        return check_timeout(float(text), "the time limit")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_index_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 Each execution runs in its own daemon thread, at most `max_workers` at once. A call that overruns
 its time limit gets "" and its thread is abandoned, never joined (a daemon thread cannot keep the
 process alive either). Tools with `call_batch` get all their calls of a batch in one execution.
+A time limit is a finite number of seconds > 0, or NO_LIMIT (0): wait for the tool however long.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -23,6 +25,22 @@ from jtoolformer.tools.calls import ToolCall, clean_result
 
 logger = logging.getLogger(__name__)
 _TIMED_OUT = object()
+NO_LIMIT = 0.0
+
+
+def check_timeout(seconds: object, name: str = "timeout_s") -> float:
+    """`seconds` as a float when it is a valid time limit (finite and > 0, or NO_LIMIT), else ValueError."""
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds) \
+            and seconds >= 0:
+        return float(seconds)
+    raise ValueError(f"{name} must be a finite number of seconds > 0, or {NO_LIMIT:g} for no limit; "
+                     f"got {seconds!r}")
+
+
+def _check_count(value: object, name: str, least: int) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= least:
+        return value
+    raise ValueError(f"{name} must be an integer >= {least}; got {value!r}")
 
 
 class CallStatus(enum.StrEnum):
@@ -99,18 +117,26 @@ class _Job:
     timeout_s: float
     started: float = 0.0
 
+    @property
+    def deadline(self) -> float:
+        return self.started + self.timeout_s if self.timeout_s != NO_LIMIT else math.inf
+
 
 class ToolExecutor:
     def __init__(self, tools: Mapping[str, Tool], *, timeout_s: float = 10.0,
                  timeouts: Mapping[str, float] | None = None, max_workers: int = 8,
                  max_input_chars: int = 10_000, max_result_chars: int = 1_000, cache_size: int = 100_000,
                  max_batch: int = 64):
-        """`timeouts` overrides `timeout_s` per tool name (LM-backed tools need more)."""
+        """`timeouts` overrides `timeout_s` per tool name (LM-backed tools need more). Settings out
+        of range raise ValueError here, so that `run` never raises."""
         self.tools = dict(tools)
-        self.timeout_s, self.timeouts = timeout_s, dict(timeouts or {})
-        self.max_workers, self.max_batch = max_workers, max_batch
-        self.max_input_chars, self.max_result_chars = max_input_chars, max_result_chars
-        self.cache_size = cache_size
+        self.timeout_s = check_timeout(timeout_s)
+        self.timeouts = {name: check_timeout(t, f"timeouts[{name!r}]") for name, t in (timeouts or {}).items()}
+        self.max_workers = _check_count(max_workers, "max_workers", 1)
+        self.max_batch = _check_count(max_batch, "max_batch", 1)
+        self.max_input_chars = _check_count(max_input_chars, "max_input_chars", 0)
+        self.max_result_chars = _check_count(max_result_chars, "max_result_chars", 0)
+        self.cache_size = _check_count(cache_size, "cache_size", 0)
         self.stats = ExecutorStats()
         self._cache: OrderedDict[Hashable, str] = OrderedDict()
         self._lock = threading.Lock()
@@ -185,13 +211,14 @@ class ToolExecutor:
                 running[job_id] = job
                 threading.Thread(target=_work, args=(job_id, job.run, finished), daemon=True,
                                  name=f"tool-{job.tool}").start()
-            deadline = min(job.started + job.timeout_s for job in running.values())
+            deadline = min(job.deadline for job in running.values())
+            wait = None if deadline == math.inf else min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
             try:
-                job_id, outcome = finished.get(timeout=max(0.0, deadline - time.monotonic()))
+                job_id, outcome = finished.get(timeout=wait)
             except queue.Empty:
                 now = time.monotonic()
                 for job_id, job in list(running.items()):
-                    if now >= job.started + job.timeout_s:
+                    if now >= job.deadline:
                         del running[job_id]
                         self.stats.abandoned_threads += 1
                         yield job, _TIMED_OUT

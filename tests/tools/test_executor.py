@@ -1,4 +1,6 @@
+import argparse
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,7 +16,8 @@ from jtoolformer.tools.base import PromptedTool, ToolContext
 from jtoolformer.tools.calculator import Calculator
 from jtoolformer.tools.calendar_tool import Calendar
 from jtoolformer.tools.calls import ToolCall
-from jtoolformer.tools.executor import CallStatus, ToolExecutor, ToolRequest
+from jtoolformer.tools.cli import timeout_seconds
+from jtoolformer.tools.executor import NO_LIMIT, CallStatus, ToolExecutor, ToolRequest
 from jtoolformer.tools.registry import make_tools
 
 LIMIT_S = 0.3
@@ -224,7 +227,6 @@ def test_fuzz_executor_with_real_tools(calls):
         assert "[" not in result.text and "]" not in result.text and "\n" not in result.text
 
 
-
 def test_a_batch_tool_returning_none_is_a_bad_result_not_a_timeout():
     class NoneBatch(Batches):
         def call_batch(self, inputs, contexts):
@@ -232,3 +234,57 @@ def test_a_batch_tool_returning_none_is_a_bad_result_not_a_timeout():
 
     [result] = ToolExecutor({"Batch": NoneBatch()}).run([request("Batch", "a")])
     assert (result.text, result.status) == ("", CallStatus.BAD_RESULT)
+
+
+class Sleeps(PromptedTool):
+    name = "Sleep"
+
+    def __call__(self, input, context):
+        time.sleep(float(input))
+        return "awake"
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"timeout_s": float("inf")}, "timeout_s"), ({"timeout_s": float("nan")}, "timeout_s"),
+    ({"timeout_s": -1.0}, "timeout_s"), ({"timeout_s": float("-inf")}, "timeout_s"),
+    ({"timeout_s": "10"}, "timeout_s"), ({"timeout_s": True}, "timeout_s"), ({"timeout_s": None}, "timeout_s"),
+    ({"timeouts": {"Sleep": float("inf")}}, "timeouts['Sleep']"), ({"timeouts": {"Sleep": -2}}, "timeouts['Sleep']"),
+    ({"max_workers": 0}, "max_workers"), ({"max_batch": 0}, "max_batch"), ({"cache_size": -1}, "cache_size"),
+    ({"max_input_chars": -1}, "max_input_chars"), ({"max_result_chars": 1.5}, "max_result_chars"),
+])
+def test_settings_out_of_range_are_refused_naming_the_setting(settings, field):
+    with pytest.raises(ValueError, match=re.escape(field)):
+        ToolExecutor({"Sleep": Sleeps()}, **settings)
+
+
+@pytest.mark.parametrize("timeout_s", [1e10, 1e300, 2**70])
+def test_any_finite_limit_runs_calls_without_raising(timeout_s):
+    """Limits beyond what a lock can wait for at once (threading.TIMEOUT_MAX, ~9.2e9 s) once raised
+    OverflowError from inside `run`."""
+    executor = ToolExecutor({"Sleep": Sleeps(), "Calculator": Calculator()}, timeout_s=timeout_s)
+    results = executor.run([request("Sleep", "0.05"), request("Calculator", "2 + 2")])
+    assert [(r.text, r.status) for r in results] == [("awake", CallStatus.OK), ("4", CallStatus.OK)]
+
+
+def test_no_limit_waits_for_slow_calls_without_spinning():
+    executor = ToolExecutor({"Sleep": Sleeps(), "Hang": Hangs()}, timeout_s=NO_LIMIT, timeouts={"Hang": LIMIT_S})
+    cpu, started = time.process_time(), time.monotonic()
+    results = executor.run([request("Sleep", str(3 * LIMIT_S)), request("Hang")])
+    assert [(r.text, r.status) for r in results] == [("awake", CallStatus.OK), ("", CallStatus.TIMEOUT)]
+    assert time.monotonic() - started >= 3 * LIMIT_S
+    assert time.process_time() - cpu < LIMIT_S  # blocked on the queue, not polling it
+
+
+@pytest.mark.parametrize("text, seconds", [("10", 10.0), ("0.5", 0.5), ("0", NO_LIMIT), ("1e10", 1e10)])
+def test_the_command_line_reads_limits(text, seconds):
+    assert timeout_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "-1", "1e999", "ten", ""])
+def test_the_command_line_refuses_bad_limits_with_a_usage_error(text, capsys):
+    parser = argparse.ArgumentParser(prog="generate")
+    parser.add_argument("--timeout", type=timeout_seconds)
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--timeout", text])
+    assert exit_.value.code == 2
+    assert "--timeout" in capsys.readouterr().err
