@@ -2,8 +2,9 @@
 
 The expression is normalised (Unicode operators, "3 x 4", thousands separators, "20%", "20% of"),
 checked against a character whitelist, parsed with `ast` and evaluated by walking a whitelist of
-nodes with exact fractions. Work is bounded by the expression length, the nesting depth and the
-magnitude of every number; powers are not part of the language.
+nodes with exact fractions: each number is read from its digits as written, never through a float,
+so results are exact at any length and rounded exactly. Work is bounded by the expression length,
+the nesting depth and the magnitude of every number; powers are not part of the language.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def evaluate(expression: str) -> Fraction | None:
     try:
         normalised = _normalise(expression)
         tree = ast.parse(normalised, mode="eval")
-        return _evaluate(tree.body, depth=0).number
+        return _evaluate(tree.body, normalised, depth=0).number
     except (_Invalid, SyntaxError, ValueError, ZeroDivisionError, RecursionError, MemoryError):
         return None
 
@@ -75,20 +76,21 @@ def _normalise(expression: str) -> str:
     return _LEADING_ZEROS.sub("", text)
 
 
-def _evaluate(node: ast.AST, depth: int) -> _Value:
+def _evaluate(node: ast.AST, source: str, depth: int) -> _Value:
+    """The value of `node`, a node of the tree parsed from `source`."""
     if depth > MAX_DEPTH:
         raise _Invalid
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return _Value(_bounded(Fraction(repr(node.value))))
+        return _Value(_bounded(Fraction(ast.get_source_segment(source, node) or "")))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == _PERCENT \
             and len(node.args) == 1 and not node.keywords:
-        return _Value(_evaluate(node.args[0], depth + 1).number / 100, is_percent=True)
+        return _Value(_evaluate(node.args[0], source, depth + 1).number / 100, is_percent=True)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        operand = _evaluate(node.operand, depth + 1)
+        operand = _evaluate(node.operand, source, depth + 1)
         sign = -1 if isinstance(node.op, ast.USub) else 1
         return _Value(sign * operand.number, operand.is_percent)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        return _binary(node.op, _evaluate(node.left, depth + 1), _evaluate(node.right, depth + 1))
+        return _binary(node.op, _evaluate(node.left, source, depth + 1), _evaluate(node.right, source, depth + 1))
     raise _Invalid
 
 

@@ -2,15 +2,16 @@ import ast
 import builtins
 import re
 import time
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from tools_fuzz import ATTACKS, FUZZ_SETTINGS, TIME_LIMIT_S, hostile_text
 
 from jtoolformer.tools.base import ToolContext
-from jtoolformer.tools.calculator import MAX_EXPRESSION_CHARS, Calculator, evaluate, format_number
+from jtoolformer.tools.calculator import MAX_EXPRESSION_CHARS, MAX_MAGNITUDE, Calculator, evaluate, format_number
 
 calculator = Calculator()
 NO_CONTEXT = ToolContext()
@@ -125,6 +126,59 @@ def _arithmetic(depth: int = 3):
 def test_agrees_with_exact_arithmetic(expression_and_value):
     expression, value = expression_and_value
     expected = "" if value is None or abs(value) > 10**15 else format_number(value)
+    assert calculator(expression, NO_CONTEXT) == expected
+
+
+@pytest.mark.parametrize("expression, result", [
+    ("0.004999999999999999999", "0"),  # read through a float: "0.01"
+    ("999999999999999.99", "999999999999999.99"),  # "1000000000000000"
+    ("85524113810864.1761030", "85524113810864.18"),  # "85524113810864.17"
+    ("0.1 + 0.2 - 0.3", "0"),
+    ("10.004999999999999999 * 1", "10"),  # 10.005 as a float: "10.01"
+    ("1000000000000000 - 0.006", "999999999999999.99"),
+])
+def test_numbers_are_read_exactly(expression, result):
+    assert calculator(expression, NO_CONTEXT) == result
+
+
+def _rounded_reference(value: Fraction) -> str:
+    """Half away from zero to cents, by integer division and `decimal` (not `format_number`)."""
+    cents, remainder = divmod(abs(value.numerator) * 100, value.denominator)
+    cents += 2 * remainder >= value.denominator
+    text = f"{Decimal(cents).scaleb(-2):f}".rstrip("0").rstrip(".")
+    return "-" + text if value < 0 and cents else text
+
+
+_LONG_DECIMAL = st.tuples(st.integers(0, 10**15), st.text("0123456789", max_size=30)).map(
+    lambda parts: f"{parts[0]}.{parts[1]}" if parts[1] else str(parts[0]))
+
+
+def _exact_expression(depth: int = 3):
+    """(expression, exact value or None where the calculator must refuse: a division by zero, or a
+    number or intermediate result beyond MAX_MAGNITUDE), over literals with up to 30 decimals."""
+    def within(value):
+        return None if value is None or abs(value) > MAX_MAGNITUDE else value
+
+    leaves = _LONG_DECIMAL.map(lambda text: (text, within(Fraction(text))))
+    if depth == 0:
+        return leaves
+
+    def combine(parts):
+        (left, a), op, (right, b) = parts
+        if a is None or b is None or (op == "/" and b == 0):
+            return f"({left} {op} {right})", None
+        value = {"+": a + b, "-": a - b, "*": a * b}[op] if op != "/" else a / b
+        return f"({left} {op} {right})", within(value)
+
+    sub = _exact_expression(depth - 1)
+    return st.one_of(leaves, st.tuples(sub, st.sampled_from("+-*/"), sub).map(combine))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_exact_expression())
+def test_agrees_with_fractions_on_long_decimals(expression_and_value):
+    expression, value = expression_and_value
+    expected = "" if value is None else _rounded_reference(value)
     assert calculator(expression, NO_CONTEXT) == expected
 
 
