@@ -1,14 +1,24 @@
-"""Log-probabilities of chosen tokens without materialising [.., V] logits: the output projection is
-applied a vocabulary chunk at a time with a running log-sum-exp, so memory does not grow with V."""
+"""Log-probabilities of chosen tokens without materialising [.., V] logits, by either of two
+implementations (ModelConfig.logprob_impl): "xla" applies the output projection a vocabulary chunk at a
+time with a running log-sum-exp; "pallas" runs the fused kernel of jtoolformer.kernels.vocab_logprobs,
+which also keeps the backward pass free of [N, V]."""
 
 from __future__ import annotations
 
+import functools
+import math
+
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec
 
+from jtoolformer.kernels.dispatch import kernel_backend, resolve_impl
+from jtoolformer.kernels.vocab_logprobs import selected_logits, vocab_logprobs
 from jtoolformer.models import ModelConfig
 
 F32 = jnp.float32
+
+__all__ = ["output_head", "vocab_tiles", "logsumexp_over_vocab", "selected_logits", "token_logprobs"]
 
 
 def output_head(params, cfg: ModelConfig) -> tuple[jax.Array, jax.Array | None]:
@@ -19,9 +29,12 @@ def output_head(params, cfg: ModelConfig) -> tuple[jax.Array, jax.Array | None]:
     return head["kernel"], head.get("bias")
 
 
-def vocab_chunk(vocab_size: int, max_chunk: int = 8192) -> int:
-    """The largest divisor of vocab_size not above max_chunk (static chunks, no padding copies)."""
-    return max(c for c in range(1, min(vocab_size, max_chunk) + 1) if vocab_size % c == 0)
+def vocab_tiles(vocab_size: int, max_chunk: int = 8192) -> tuple[int, int]:
+    """(chunk width, number of chunks) covering the vocabulary. The last chunk is moved back to end at
+    vocab_size and the columns it shares with the one before are masked: no padded copy of W, and no
+    tiny chunks when vocab_size has no convenient divisor (32001 = 3 · 10667)."""
+    size = min(vocab_size, max_chunk)
+    return size, -(-vocab_size // size)
 
 
 def _chunk_logits(hidden, w, b, start, size):
@@ -35,28 +48,44 @@ def _chunk_logits(hidden, w, b, start, size):
 def logsumexp_over_vocab(hidden: jax.Array, w: jax.Array, b: jax.Array | None, max_chunk: int = 8192) -> jax.Array:
     """log Σ_v exp(hidden·W[:, v] + b[v]) for hidden [..., D] → [...], float32."""
     v = w.shape[1]
-    size = vocab_chunk(v, max_chunk)
+    size, count = vocab_tiles(v, max_chunk)
 
-    def body(carry, start):
+    def body(carry, k):
         m, s = carry
-        logits = _chunk_logits(hidden, w, b, start, size)
+        start = jnp.minimum(k * size, v - size)
+        fresh = start + jnp.arange(size) >= k * size  # not counted by the chunk before
+        logits = jnp.where(fresh, _chunk_logits(hidden, w, b, start, size), -jnp.inf)
         m_new = jnp.maximum(m, logits.max(axis=-1))
         s = s * jnp.exp(m - m_new) + jnp.exp(logits - m_new[..., None]).sum(axis=-1)
         return (m_new, s), None
 
     init = (jnp.full(hidden.shape[:-1], -jnp.inf, F32), jnp.zeros(hidden.shape[:-1], F32))
-    (m, s), _ = jax.lax.scan(body, init, jnp.arange(0, v, size))
+    (m, s), _ = jax.lax.scan(body, init, jnp.arange(count))
     return m + jnp.log(s)
 
 
-def selected_logits(hidden: jax.Array, w: jax.Array, b: jax.Array | None, ids: jax.Array) -> jax.Array:
-    """hidden [..., D] and ids [...] (one token per vector) → logit of that token [...], float32."""
-    cols = jnp.take(w, ids, axis=1)  # [D, ...]
-    logits = jnp.einsum("...d,d...->...", hidden.astype(F32), cols.astype(F32))
-    return logits + (b[ids].astype(F32) if b is not None else 0.0)
+def _kernel_logprobs(hidden, w, b, targets, mesh: Mesh | None):
+    """The fused kernel over rows [N, D]; on a mesh, each device takes its share of the rows (W and b
+    replicated inside, their gradients summed over the devices)."""
+    backend, interpret = kernel_backend()
+    bias = () if b is None else (b,)
+
+    def rows_logprobs(h, w, t, *bias):
+        return vocab_logprobs(h, w, bias[0] if bias else None, t, backend=backend, interpret=interpret)
+
+    h, t = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
+    axes = tuple(a for a in (mesh.axis_names if mesh is not None else ()) if mesh.shape[a] > 1)
+    if axes and t.shape[0] % math.prod(mesh.shape[a] for a in axes) == 0:
+        rows, whole = PartitionSpec(axes), PartitionSpec()
+        rows_logprobs = jax.shard_map(rows_logprobs, mesh=mesh, in_specs=(rows, whole, rows) + (whole,) * len(bias),
+                                      out_specs=rows, check_vma=False)
+    return rows_logprobs(h, w, t, *bias).reshape(targets.shape)
 
 
 def token_logprobs(hidden: jax.Array, w: jax.Array, b: jax.Array | None, targets: jax.Array,
-                   max_chunk: int = 8192) -> jax.Array:
-    """log p(target | hidden) for hidden [..., D], targets [...] → [...], float32."""
+                   impl: str = "xla", mesh: Mesh | None = None, max_chunk: int = 8192) -> jax.Array:
+    """log p(target | hidden) for hidden [..., D], targets [...] → [...], float32. impl: "xla",
+    "pallas" or "auto" (see jtoolformer.kernels.dispatch); the kernel splits rows over `mesh`."""
+    if resolve_impl(impl, "token_logprobs") == "pallas":
+        return _kernel_logprobs(hidden, w, b, targets, mesh)
     return selected_logits(hidden, w, b, targets) - logsumexp_over_vocab(hidden, w, b, max_chunk)

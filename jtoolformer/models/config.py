@@ -40,6 +40,10 @@ class ModelConfig:
     # it copies a scanned layer's weights and KV cache out of the stack on every step. None: unrolled
     # when JAX's default backend is the CPU.
     scan_layers: bool | None = None
+    # Implementations of decode attention and of the vocabulary log-probs: "xla", "pallas" (the kernels
+    # in jtoolformer.kernels) or "auto" (Pallas on TPU and GPU, XLA on the CPU).
+    attention_impl: str = "auto"
+    logprob_impl: str = "auto"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:

@@ -1,0 +1,102 @@
+"""The fused output-projection log-probs (both kernel variants, interpreted) and the chunked XLA
+version against the full-logits reference, forward and backward, at vocabularies that no tile divides."""
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from tolerances import assert_close
+
+from jtoolformer.kernels import dispatch
+from jtoolformer.kernels.vocab_logprobs import vocab_logprobs, vocab_logprobs_reference
+from jtoolformer.losses import logsumexp_over_vocab, token_logprobs, vocab_tiles
+from jtoolformer.sharding import make_mesh
+
+N, D = 40, 32  # 40 rows: not a multiple of the 16-row padding nor of any row tile
+
+
+def _inputs(v: int, dtype, bias: bool = True, seed: int = 0):
+    keys = jax.random.split(jax.random.key(seed), 5)
+    h = jax.random.normal(keys[0], (N, D), dtype)
+    w = (jax.random.normal(keys[1], (D, v)) * 0.5).astype(dtype)
+    b = jax.random.normal(keys[2], (v,), dtype) if bias else None
+    targets = jax.random.randint(keys[3], (N,), 0, v)
+    cotangent = jax.random.normal(keys[4], (N,))
+    return h, w, b, targets, cotangent
+
+
+def _value_and_vjp(fn, h, w, b, targets, cotangent):
+    args = (h, w) if b is None else (h, w, b)
+    out, vjp = jax.vjp(lambda *a: fn(a[0], a[1], a[2] if len(a) > 2 else None, targets), *args)
+    return out, vjp(cotangent)
+
+
+@pytest.mark.parametrize("backend", ["tpu", "gpu"])
+@pytest.mark.parametrize("v", [50400, 49152, 32001])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_kernel_matches_reference_forward_and_backward(backend, v, dtype):
+    inputs = _inputs(v, dtype, bias=v != 49152)  # 49152: a tied head has no bias
+    kernel = lambda h, w, b, t: vocab_logprobs(h, w, b, t, backend=backend, interpret=True)  # noqa: E731
+    out, grads = _value_and_vjp(kernel, *inputs)
+    ref_out, ref_grads = _value_and_vjp(vocab_logprobs_reference, *inputs)
+    assert_close(out, ref_out, dtype)
+    assert len(grads) == len(ref_grads)
+    for g, r in zip(grads, ref_grads):
+        assert g.dtype == r.dtype
+        assert_close(g, r, dtype)
+
+
+@pytest.mark.parametrize("backend", ["tpu", "gpu"])
+def test_small_tiles_cover_rows_and_columns_past_the_edges(backend):
+    """Tiles smaller than the arrays in both directions, neither dividing them (D = 48: three chunks of
+    16 features in the GPU variant)."""
+    keys = jax.random.split(jax.random.key(1), 4)
+    h, w = jax.random.normal(keys[0], (72, 48)), jax.random.normal(keys[1], (48, 1000)) * 0.3
+    b, t = jax.random.normal(keys[2], (1000,)), jax.random.randint(keys[3], (72,), 0, 1000)
+    kernel = lambda h, w, b, t: vocab_logprobs(h, w, b, t, backend=backend, interpret=True, blocks=(32, 128))  # noqa: E731
+    out, grads = _value_and_vjp(kernel, h, w, b, t, jnp.ones(72))
+    ref_out, ref_grads = _value_and_vjp(vocab_logprobs_reference, h, w, b, t, jnp.ones(72))
+    for a, r in zip((out, *grads), (ref_out, *ref_grads)):
+        assert_close(a, r, jnp.float32)
+
+
+def test_vocab_chunks_cover_the_vocabulary_without_small_divisors():
+    assert vocab_tiles(32001) == (8192, 4)  # was a chunk of 3 columns: 10,667 scan steps
+    assert vocab_tiles(50400) == (8192, 7) and vocab_tiles(49152) == (8192, 6) and vocab_tiles(512) == (512, 1)
+
+
+@pytest.mark.parametrize("v", [50400, 32001])
+def test_chunked_xla_logsumexp_counts_every_column_once(v):
+    h, w, b, _, _ = _inputs(v, jnp.float32)
+    expected = jax.nn.logsumexp(h @ w + b, axis=-1)
+    assert_close(logsumexp_over_vocab(h, w, b), expected, jnp.float32)
+    # a small last chunk overlapping its neighbour: the overlap must not be counted twice
+    assert_close(logsumexp_over_vocab(h, w, b, max_chunk=5000), expected, jnp.float32)
+
+
+def test_dispatch_pallas_equals_xla_on_a_mesh_and_auto_is_xla_on_cpu(caplog):
+    """[B, T, D] hidden states, rows split over 8 devices by shard_map; gradients summed back."""
+    v = 1000
+    keys = jax.random.split(jax.random.key(2), 4)
+    h = jax.random.normal(keys[0], (8, 6, D))
+    w, b = jax.random.normal(keys[1], (D, v)) * 0.3, jax.random.normal(keys[2], (v,))
+    t = jax.random.randint(keys[3], (8, 6), 0, v)
+    mesh = make_mesh(data=2, fsdp=2, tensor=2)
+
+    def loss(impl):
+        return jax.jit(jax.value_and_grad(lambda h, w, b: token_logprobs(h, w, b, t, impl=impl, mesh=mesh).sum(),
+                                          argnums=(0, 1, 2)))(h, w, b)
+
+    (value, grads), (ref_value, ref_grads) = loss("pallas"), loss("xla")
+    assert_close(value, ref_value, jnp.float32)
+    for g, r in zip(grads, ref_grads):
+        assert_close(g, r, jnp.float32)
+    dispatch._log_fallback.cache_clear()
+    with caplog.at_level(logging.INFO, logger=dispatch.__name__):
+        assert dispatch.resolve_impl("auto", "token_logprobs") == "xla"
+        assert dispatch.resolve_impl("auto", "token_logprobs") == "xla"
+    assert len([r for r in caplog.records if "token_logprobs" in r.getMessage()]) == 1  # logged once
+    with pytest.raises(ValueError, match="expected one of"):
+        dispatch.resolve_impl("triton", "token_logprobs")
