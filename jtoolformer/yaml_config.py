@@ -1,21 +1,127 @@
-"""Frozen dataclass configs from YAML, with `key.sub=value` command-line overrides, saved back as YAML.
+"""Frozen dataclass configs from YAML, with `key.sub=value` command-line overrides, saved back as YAML,
+and every field checked against its type and valid range.
 
 Generic over the config class: nested dataclass fields become nested YAML mappings. Override values
 are parsed as YAML scalars, so `steps=10`, `remat=true`, `peak_tflops=null` get their natural types.
+A config class derives from `Checked` and declares ranges with `setting(default, ge=…, lt=…, choices=…)`;
+construction then refuses a value of the wrong type, NaN, an infinity, or a value out of range with a
+`ConfigError` naming the field (loading from YAML adds the file and the dotted path, `optim.b1`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from jtoolformer.errors import UsageError
+
 T = TypeVar("T")
+
+_RANGE = "range"
+
+
+class ConfigError(UsageError):
+    """A config field holding a value it cannot take: `field`, `value`, and the `problem` ("must be …")."""
+
+    def __init__(self, field: str, value: Any, problem: str):
+        super().__init__(f"{field}={value!r} {problem}")
+        self.field, self.value, self.problem = field, value, problem
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Bounds (each optional) and allowed values of one field; `finite` False lets a float be ±inf."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: Collection[Any] | None = None
+    finite: bool = True
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with `value` (of the field's type), or None."""
+        if self.choices is not None:
+            return None if value in self.choices else f"must be one of {tuple(self.choices)}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        bounds = [(">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt)]
+        within = all(bound is None or _holds(value, op, bound) for op, bound in bounds)
+        finite = not isinstance(value, float) or math.isfinite(value) or (not self.finite and not math.isnan(value))
+        if within and finite:
+            return None
+        kind = "an integer" if isinstance(value, int) else "a finite number" if self.finite else "a number"
+        limits = " and ".join(f"{op} {bound:g}" for op, bound in bounds if bound is not None)
+        return f"must be {kind}" + (f" {limits}" if limits else "")
+
+
+def _holds(value: float, op: str, bound: float) -> bool:
+    return {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound}[op]
+
+
+def setting(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None, choices: Collection[Any] | None = None, finite: bool = True) -> Any:
+    """A dataclass field with a default and a valid range (see `Range`), checked by `Checked`."""
+    return dataclasses.field(default=default, metadata={_RANGE: Range(ge, gt, le, lt, choices, finite)})
+
+
+class Checked:
+    """Base of a frozen dataclass config: construction checks every field's type (ints become floats
+    where a float is declared) and range; a NaN or infinite float is refused unless the field allows it.
+    A subclass with its own `__post_init__` calls this one first."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            kind = _hints(type(self))[field.name]
+            checked = _typed(kind, value)
+            if checked is _WRONG_TYPE:
+                raise ConfigError(field.name, value, f"must be {_describe(kind)}")
+            object.__setattr__(self, field.name, checked)
+            allowed = field.metadata.get(_RANGE, Range())
+            problem = None if checked is None or dataclasses.is_dataclass(checked) else allowed.problem(checked)
+            if problem:
+                raise ConfigError(field.name, value, problem)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+_WRONG_TYPE = object()
+
+
+def _options(kind: Any) -> tuple[Any, ...]:
+    return typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+
+
+def _typed(kind: Any, value: Any) -> Any:
+    """`value` as a field of type `kind` (int, float, bool, str, a dataclass, or a union of them with
+    None), or _WRONG_TYPE."""
+    for option in _options(kind):
+        if option is type(None) and value is None:
+            return None
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option in (int, bool, str) and type(value) is option:
+            return value
+        if dataclasses.is_dataclass(option) and isinstance(value, option):
+            return value
+    return _WRONG_TYPE
+
+
+def _describe(kind: Any) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    return " or ".join(names.get(o, getattr(o, "__name__", str(o))) for o in _options(kind))
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
@@ -24,14 +130,17 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"override {item!r} is not of the form key=value (or key.sub=value)")
+            raise UsageError(f"override {item!r} is not of the form key=value (or key.sub=value)")
         *parents, leaf = key.split(".")
         node = tree
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {part!r} was already given a value")
-        node[leaf] = yaml.safe_load(value)
+                raise UsageError(f"override {item!r}: {part!r} was already given a value")
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise UsageError(f"override {item!r}: the value is not valid YAML ({_one_line(e)})") from None
     return tree
 
 
@@ -46,52 +155,67 @@ def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any], where: str) -> T:
-    """An instance of dataclass `cls`; `where` names the source in errors (a file, "overrides")."""
+def from_dict(cls: type[T], data: Any, where: str, prefix: str = "") -> T:
+    """An instance of dataclass `cls`; `where` names the source in errors (a file, "overrides"), and
+    `prefix` the dotted path of a nested config ("optim.")."""
+    here = f"{where}: {prefix[:-1]}" if prefix else where
     if not isinstance(data, Mapping):
-        raise ValueError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - fields)
+        raise UsageError(f"{here}: expected a mapping of {cls.__name__} keys, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
-        raise ValueError(f"{where}: unknown {cls.__name__} keys {unknown}; known: {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
+        raise UsageError(f"{here}: unknown {cls.__name__} keys {unknown}; known: {sorted(fields)}")
+    required = [name for name, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise UsageError(f"{here}: missing {cls.__name__} keys {missing}")
     values = {}
     for name, value in data.items():
-        kind = hints[name]
+        kind = _hints(cls)[name]
         if dataclasses.is_dataclass(kind):
-            values[name] = from_dict(kind, value, f"{where}: {name}")
+            values[name] = from_dict(kind, value, where, f"{prefix}{name}.")
         else:
-            values[name] = _checked(kind, value, f"{where}: {name}")
+            values[name] = _yaml_float(kind, value)
     try:
         return cls(**values)
-    except TypeError as e:
-        raise ValueError(f"{where}: {e}") from e
+    except ConfigError as e:
+        raise UsageError(f"{where}: {prefix}{e}") from None
 
 
-def _checked(kind: Any, value: Any, where: str) -> Any:
-    """`value` as a field of type `kind` (int, float, bool, str, or a union of them with None)."""
-    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
-    if value is None and type(None) in options:
-        return None
-    for option in options:
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+def _yaml_float(kind: Any, value: Any) -> Any:
+    """YAML 1.1 reads "1e-5" (no dot) as a string: a string where only a number fits becomes one."""
+    options = _options(kind)
+    if float in options and str not in options and isinstance(value, str):
+        try:
             return float(value)
-        if option is float and isinstance(value, str):  # YAML 1.1 reads "1e-5" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if option in (int, bool, str) and type(value) is option:
-            return value
-    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise ValueError(f"{where}: expected {names}, got {value!r}")
+        except ValueError:
+            pass
+    return value
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The content of a YAML file; a missing, unreadable or invalid file is a UsageError naming it."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read the config ({getattr(e, 'strerror', None) or e})") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path}: not valid YAML ({_one_line(e)})") from None
 
 
 def load(cls: type[T], path: str | Path | None, overrides: Sequence[str] = ()) -> T:
     """`cls` from the YAML file at `path` (or its defaults alone) with `overrides` applied."""
     data = {}
     if path is not None:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = read_yaml(path)
+        data = {} if data is None else data
+        if not isinstance(data, Mapping):
+            raise UsageError(f"{path}: expected a mapping of {cls.__name__} keys, got {data!r}")
     where = " with ".join(filter(None, [str(path) if path else "", "overrides" if overrides else ""]))
     return from_dict(cls, merge(data, parse_overrides(overrides)), where or cls.__name__)
 

@@ -15,6 +15,7 @@ from jax.sharding import Mesh
 from safetensors.numpy import save_file
 
 from jtoolformer.checkpoints.sources import TensorSource, open_weights
+from jtoolformer.errors import UsageError
 from jtoolformer.models import ARCH_MODULES, ModelConfig, abstract_params, param_shardings
 
 LAYERED = "{i}"
@@ -25,14 +26,23 @@ def read_hf_config(directory: str | Path) -> ModelConfig:
     path = directory / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{directory} is not a Hugging Face checkpoint directory: no config.json")
-    hf = json.loads(path.read_text())
+    try:
+        hf = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not valid JSON (nested too deeply)") from None
+    if not isinstance(hf, dict):
+        raise UsageError(f"{path}: expected a JSON object of config fields, got {type(hf).__name__}")
     model_type = hf.get("model_type")
     if model_type not in ARCH_MODULES:
-        raise ValueError(f"{path}: model_type {model_type!r} is not supported; expected one of {sorted(ARCH_MODULES)}")
+        raise UsageError(f"{path}: model_type {model_type!r} is not supported; expected one of {sorted(ARCH_MODULES)}")
     try:
         return ARCH_MODULES[model_type].config_from_hf(hf)
     except KeyError as e:
-        raise ValueError(f"{path}: missing key {e} for a {model_type} config") from e
+        raise UsageError(f"{path}: missing key {e} for a {model_type} config") from e
+    except (TypeError, AttributeError, ValueError) as e:  # a field of the wrong type or out of range
+        raise UsageError(f"{path}: {e}") from e
 
 
 @dataclass(frozen=True)

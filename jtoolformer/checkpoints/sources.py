@@ -12,6 +12,8 @@ from typing import Protocol
 import ml_dtypes
 import numpy as np
 
+from jtoolformer.errors import UsageError
+
 Index = tuple[slice, ...]
 
 
@@ -34,12 +36,18 @@ class _SafetensorsFile:
 
     def __init__(self, path: Path):
         self.path = path
+        size = path.stat().st_size
         with open(path, "rb") as f:
+            if size < 8:
+                raise UsageError(f"{path}: {size} bytes, too short for a safetensors file (it starts with an "
+                                 "8-byte header length)")
             (header_len,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(header_len))
-        header.pop("__metadata__", None)
+            if header_len > size - 8:
+                raise UsageError(f"{path}: its first 8 bytes give a header of {header_len} bytes, more than the "
+                                 f"file's {size}: not a safetensors file, or a truncated one")
+            header = _parse_header(f.read(header_len), path)
         self.data_start = 8 + header_len
-        self.entries = header
+        self.entries = _checked_entries(header, size - self.data_start, path)
         self.fd = os.open(path, os.O_RDONLY)
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -65,23 +73,68 @@ class _SafetensorsFile:
         return np.ascontiguousarray(block[(first,) + rest])
 
 
+def _parse_header(raw: bytes, path: Path) -> dict:
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise UsageError(f"{path}: the safetensors header is not valid JSON ({e}); the file is corrupt") from None
+    if not isinstance(header, dict):
+        raise UsageError(f"{path}: the safetensors header is a JSON {type(header).__name__}, not an object")
+    return header
+
+
+def _checked_entries(header: dict, data_size: int, path: Path) -> dict[str, dict]:
+    """The header's tensor entries, each checked: a known dtype, a shape of sizes >= 0, and data_offsets
+    [begin, end] inside the data that hold exactly shape × dtype size bytes, no two tensors sharing any."""
+    entries = {name: entry for name, entry in header.items() if name != "__metadata__"}
+    spans = []
+    for name, entry in entries.items():
+        where = f"{path}: tensor {name}"
+        if not isinstance(entry, dict):
+            raise UsageError(f"{where}: expected an object with dtype, shape and data_offsets, got {entry!r}")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in _SAFETENSORS_DTYPES:
+            raise UsageError(f"{where}: unknown dtype {dtype!r}; readable: {sorted(_SAFETENSORS_DTYPES)}")
+        if not _is_int_list(shape) or any(n < 0 for n in shape):
+            raise UsageError(f"{where}: shape {shape!r} is not a list of sizes >= 0")
+        if not _is_int_list(offsets) or len(offsets) != 2 or not 0 <= offsets[0] <= offsets[1]:
+            raise UsageError(f"{where}: data_offsets {offsets!r} are not [begin, end] with 0 <= begin <= end")
+        needed = math.prod(shape) * np.dtype(_SAFETENSORS_DTYPES[dtype]).itemsize
+        if offsets[1] - offsets[0] != needed:
+            raise UsageError(f"{where}: data_offsets {offsets} hold {offsets[1] - offsets[0]} bytes, but shape "
+                             f"{shape} of {dtype} needs {needed}")
+        if offsets[1] > data_size:
+            raise UsageError(f"{where}: data_offsets {offsets} end past the {data_size} bytes of data after the "
+                             "header; the file is truncated or corrupt")
+        if needed:
+            spans.append((offsets[0], offsets[1], name))
+    spans.sort()
+    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+        if begin < end:
+            raise UsageError(f"{path}: tensor {second} overlaps tensor {first} (its data_offsets begin at {begin}, "
+                             f"before {first} ends at {end}); the file is corrupt")
+    return entries
+
+
+def _is_int_list(value: object) -> bool:
+    return isinstance(value, list) and all(type(n) is int for n in value)
+
+
 class SafetensorsSource:
     """model.safetensors, or model-*.safetensors with model.safetensors.index.json."""
 
     def __init__(self, files: dict[str, Path]):
         self._file_of = files
-        self._files = {f: _SafetensorsFile(f) for f in set(files.values())}
+        self._files = {f: _SafetensorsFile(f) for f in sorted(set(files.values()))}
+        for name, f in files.items():
+            if name not in self._files[f].entries:
+                raise UsageError(f"{f}: has no tensor {name}, which the index puts there")
 
     @classmethod
     def from_dir(cls, directory: Path) -> "SafetensorsSource":
         index = directory / "model.safetensors.index.json"
         if index.exists():
-            weight_map = json.loads(index.read_text())["weight_map"]
-            files = {name: directory / f for name, f in weight_map.items()}
-            for f in set(files.values()):
-                if not f.exists():
-                    raise FileNotFoundError(f"{index} names {f.name}, which is missing from {directory}")
-            return cls(files)
+            return cls(_index_files(index))
         single = directory / "model.safetensors"
         return cls(dict.fromkeys(_SafetensorsFile(single).entries, single))
 
@@ -98,6 +151,21 @@ class SafetensorsSource:
         return str(self._file_of.get(name, next(iter(self._files), "?")))
 
 
+def _index_files(index: Path) -> dict[str, Path]:
+    """Tensor name → file, from a sharded checkpoint's index."""
+    try:
+        weight_map = json.loads(index.read_bytes()).get("weight_map")
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, AttributeError) as e:
+        raise UsageError(f"{index}: not a JSON object ({e})") from None
+    if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
+        raise UsageError(f"{index}: expected \"weight_map\": an object of tensor name to file name")
+    files = {name: index.parent / f for name, f in weight_map.items()}
+    for f in set(files.values()):
+        if not f.is_file():
+            raise FileNotFoundError(f"{index} names {f.name}, which is missing from {index.parent}")
+    return files
+
+
 class TorchBinSource:
     """pytorch_model.bin (or its sharded index), memory-mapped by torch; needs torch installed."""
 
@@ -110,11 +178,17 @@ class TorchBinSource:
                 "(pip install torch), or convert the checkpoint to safetensors"
             ) from e
         index = directory / "pytorch_model.bin.index.json"
-        files = (sorted({directory / f for f in json.loads(index.read_text())["weight_map"].values()})
-                 if index.exists() else [directory / "pytorch_model.bin"])
+        files = sorted(set(_index_files(index).values())) if index.exists() else [directory / "pytorch_model.bin"]
         self._tensors, self._file_of = {}, {}
         for f in files:
-            for name, t in torch.load(f, map_location="cpu", mmap=True, weights_only=True).items():
+            try:
+                tensors = torch.load(f, map_location="cpu", mmap=True, weights_only=True)
+            except Exception as e:  # torch raises many kinds (pickle, zip, runtime) for a corrupt file
+                raise UsageError(f"{f}: not a readable PyTorch checkpoint ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''})") from e
+            if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
+                raise UsageError(f"{f}: expected a state dict of tensors by name, got {type(tensors).__name__}")
+            for name, t in tensors.items():
                 self._tensors[name], self._file_of[name] = t, f
 
     def names(self) -> set[str]:

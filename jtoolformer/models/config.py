@@ -3,37 +3,40 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
 import jax
-import yaml
+
+from jtoolformer.yaml_config import Checked, ConfigError, from_dict, read_yaml, setting
 
 ARCHITECTURES = ("gptj", "llama")
+DTYPES = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    arch: str
-    vocab_size: int
-    d_model: int
-    n_layers: int
-    n_heads: int
-    n_kv_heads: int = 0  # 0: as many as query heads
-    head_dim: int = 0  # 0: d_model // n_heads
-    d_ff: int = 0  # 0: 4 * d_model
-    rotary_dim: int = 0  # 0: the whole head
-    rope_theta: float = 10000.0
-    max_positions: int = 2048
-    norm_eps: float = 1e-5
+class ModelConfig(Checked):
+    arch: str = setting(MISSING, choices=ARCHITECTURES)
+    vocab_size: int = setting(MISSING, ge=1)
+    d_model: int = setting(MISSING, ge=1)
+    n_layers: int = setting(MISSING, ge=1)
+    n_heads: int = setting(MISSING, ge=1)
+    n_kv_heads: int = setting(0, ge=0)  # 0: as many as query heads
+    head_dim: int = setting(0, ge=0)  # 0: d_model // n_heads
+    d_ff: int = setting(0, ge=0)  # 0: 4 * d_model
+    rotary_dim: int = setting(0, ge=0)  # 0: the whole head
+    rope_theta: float = setting(10000.0, gt=0)
+    max_positions: int = setting(2048, ge=1)
+    norm_eps: float = setting(1e-5, gt=0)
     tie_embeddings: bool = False
     attention_bias: bool = False  # llama only; GPT-J never has q/k/v/out biases
     mlp_bias: bool = False  # llama only; GPT-J always has fc_in/fc_out biases
-    bos_id: int | None = None
-    eos_id: int | None = None
-    dtype: str = "float32"  # activations and matmuls; softmax, norms and losses stay float32
-    param_dtype: str = "float32"
+    bos_id: int | None = setting(None, ge=0)
+    eos_id: int | None = setting(None, ge=0)
+    dtype: str = setting("float32", choices=DTYPES)  # activations and matmuls; softmax, norms and losses stay
+    #                                                  float32
+    param_dtype: str = setting("float32", choices=DTYPES)
     remat: bool = False  # rematerialise each layer in the backward pass
     # Layers as one scanned block with stacked params (quick to compile; what TPUs and GPUs run well), or
     # unrolled with one param tree per layer ("h_0", "h_1", …), which XLA:CPU runs about twice as fast:
@@ -46,8 +49,9 @@ class ModelConfig:
     logprob_impl: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; expected one of {ARCHITECTURES}")
+        super().__post_init__()
+        if not self.head_dim and self.d_model % self.n_heads:
+            raise ConfigError("n_heads", self.n_heads, f"does not divide d_model={self.d_model} (or give head_dim)")
         fill = {
             "n_kv_heads": self.n_kv_heads or self.n_heads,
             "head_dim": self.head_dim or self.d_model // self.n_heads,
@@ -57,9 +61,13 @@ class ModelConfig:
         for name, value in fill.items():
             object.__setattr__(self, name, value)
         if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.n_kv_heads}")
+            raise ConfigError("n_heads", self.n_heads, f"is not a multiple of n_kv_heads={self.n_kv_heads}")
         if self.rotary_dim > self.head_dim or self.rotary_dim % 2:
-            raise ValueError(f"rotary_dim={self.rotary_dim} must be even and at most head_dim={self.head_dim}")
+            raise ConfigError("rotary_dim", self.rotary_dim, f"must be even and at most head_dim={self.head_dim}")
+        for name in ("bos_id", "eos_id"):
+            token = getattr(self, name)
+            if token is not None and token >= self.vocab_size:
+                raise ConfigError(name, token, f"is not below vocab_size={self.vocab_size}")
 
     @property
     def layers_scanned(self) -> bool:
@@ -81,10 +89,7 @@ class ModelConfig:
 
 def load_model_config(path: str | Path, **overrides: Any) -> ModelConfig:
     """A ModelConfig from a YAML file (the `model:` section if there is one)."""
-    data = yaml.safe_load(Path(path).read_text())
-    data = data.get("model", data)
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = set(data) - fields
-    if unknown:
-        raise ValueError(f"{path}: unknown model config keys {sorted(unknown)}; known: {sorted(fields)}")
-    return ModelConfig(**{**data, **overrides})
+    data = read_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        data = data["model"]
+    return from_dict(ModelConfig, {**data, **overrides} if isinstance(data, dict) else data, str(path))

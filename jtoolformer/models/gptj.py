@@ -82,7 +82,7 @@ def config_from_hf(hf: dict) -> ModelConfig:
         rotary_dim=hf.get("rotary_dim") or 0,
         max_positions=hf.get("n_positions", 2048),
         norm_eps=hf.get("layer_norm_epsilon", 1e-5),
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+        tie_embeddings=hf.get("tie_word_embeddings") or False,
         bos_id=hf.get("bos_token_id"),
         eos_id=hf.get("eos_token_id"),
     )

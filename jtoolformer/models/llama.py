@@ -90,9 +90,9 @@ def config_from_hf(hf: dict) -> ModelConfig:
         rope_theta=_rope_theta(hf),
         max_positions=hf.get("max_position_embeddings", 2048),
         norm_eps=hf.get("rms_norm_eps", 1e-6),
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-        attention_bias=bool(hf.get("attention_bias", False)),
-        mlp_bias=bool(hf.get("mlp_bias", False)),
+        tie_embeddings=hf.get("tie_word_embeddings") or False,
+        attention_bias=hf.get("attention_bias") or False,
+        mlp_bias=hf.get("mlp_bias") or False,
         bos_id=hf.get("bos_token_id"),
         eos_id=hf.get("eos_token_id") if not isinstance(hf.get("eos_token_id"), list) else hf["eos_token_id"][0],
     )

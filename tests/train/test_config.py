@@ -26,14 +26,16 @@ def test_yaml_with_overrides_and_saved_round_trip(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     (["stepz=3"], r"unknown TrainConfig keys \['stepz'\]"),
     (["optim.lr=3"], r"optim: unknown OptimConfig keys \['lr'\]; known: \[.*'learning_rate'"),
-    (["steps=many"], r"steps: expected int, got 'many'"),
+    (["steps=many"], r"steps='many' must be an integer$"),
     (["steps"], r"not of the form key=value"),
     (["global_batch=10", "micro_batches=4"], r"global_batch=10 is not a multiple of micro_batches=4"),
     (["dtype=float16"], r"dtype='float16'"),
     (["mesh=3"], r"mesh: expected a mapping"),
     (["data.held_out=2.5"], r"data.held_out=2.5 must be a fraction in \[0, 1\) or a whole number"),
     (["data.held_out=-0.1"], r"data.held_out=-0.1"),
-    (["data.max_examples_per_tool=-1"], r"data.max_examples_per_tool=-1 must be >= 0"),
+    (["data.max_examples_per_tool=-1"], r"data.max_examples_per_tool=-1 must be an integer >= 0"),
+    (["mesh.fsdp=0"], r"mesh.fsdp=0 must be a number of devices, or -1 for the rest"),
+    (["mesh.fsdp=-1"], r"mesh.fsdp=-1 but another size is -1 already"),
 ])
 def test_bad_configs_say_what_is_wrong(overrides, message):
     with pytest.raises(ValueError, match=message):
