@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import jax
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from jtoolformer.annotate.cli import add_annotate_command
 from jtoolformer.demo import add_demo_command
@@ -47,7 +48,8 @@ def use_compilation_cache() -> Path | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     use_compilation_cache()
-    return args.func(args)
+    with logging_redirect_tqdm():  # a warning printed beside a progress bar would break its line
+        return args.func(args)
 
 
 if __name__ == "__main__":
