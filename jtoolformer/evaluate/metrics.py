@@ -9,6 +9,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Sequence
+from fractions import Fraction
 
 from jtoolformer.evaluate.api_text import strip_api_calls
 from jtoolformer.evaluate.normalize import normalize_tokens, split_words
@@ -17,11 +18,14 @@ LAMA_WORDS = 5  # LAMA, TempLAMA and DATESET: the gold word among the first five
 QA_WORDS = 20
 MLQA_WORDS = 10
 # (ours) Two numbers are equal when they agree to the calculator's two decimals.
-MATH_TOLERANCE = 0.005
+MATH_TOLERANCE = Fraction(5, 1000)
 
 # A number may not continue a word, a number or a hyphenated token ("A4", "COVID-19"), but may be
-# followed by letters ("5km", "3rd"); "1,000" is one number.
-_NUMBER = re.compile(r"(?<![\w.,-])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d)")
+# followed by letters ("5km", "3rd", "50%": fifty); "1,000" is one number, and so is the fraction
+# "3/4" (not "3/4/2020": that reads as 3).
+_NUMBER = re.compile(
+    r"(?<![\w.,-])-?(?:\d+/[1-9]\d*(?![\d/])|(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d))"
+)
 
 
 def answer_in_first_words(text: str, answers: Sequence[str], max_words: int) -> bool:
@@ -50,12 +54,12 @@ def mlqa_correct(text: str, answers: Sequence[str]) -> bool:
     return answer_in_first_words(text, answers, MLQA_WORDS)
 
 
-def parse_number(text: str) -> float:
-    """A number as written ("1,000", "-2.5") as a float."""
-    return float(text.replace(",", ""))
+def parse_number(text: str) -> Fraction:
+    """A number as written ("1,000", "-2.5", "3/4"), exactly: "3/4" and "0.75" are equal."""
+    return Fraction(text.replace(",", ""))
 
 
-def predicted_number(text: str) -> float | None:
+def predicted_number(text: str) -> Fraction | None:
     """The first number generated or, when the generation contains "=", the first number after
     the first "=" (the paper's footnote 7). None when there is none."""
     text = unicodedata.normalize("NFKC", strip_api_calls(text)).replace("\u2212", "-")

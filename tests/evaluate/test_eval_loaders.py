@@ -66,6 +66,16 @@ def test_lama_trex_uses_relations_jsonl_templates(sources: DataSources) -> None:
     ]
 
 
+def test_asdiv_keeps_fraction_answers(tmp_path: Path) -> None:
+    (tmp_path / "math").mkdir()
+    problems = "".join(
+        f'<Problem ID="{i}"><Body>b</Body><Question>q</Question><Answer>{answer}</Answer></Problem>'
+        for i, answer in enumerate(["5/2 (cups)", "7/9", "3:4", "1,200 (pencils)"])
+    )
+    (tmp_path / "math" / "ASDiv.xml").write_text(f"<Corpus><ProblemSet>{problems}</ProblemSet></Corpus>")
+    assert [e.answers for e in _load("asdiv", DataSources(tmp_path))] == [("5/2",), ("7/9",), ("1,200",)]
+
+
 def test_math_loaders(sources: DataSources) -> None:
     asdiv = _load("asdiv", sources)
     assert [(e.id, e.answers) for e in asdiv] == [

@@ -76,6 +76,10 @@ def test_api_calls_are_not_read_as_answer_text() -> None:
         ("5km away", 5),
         ("It is 3. Then 4.", 3),
         ("[Calculator(400 / 1400) -> 0.29] 0.29 of them", 0.29),
+        ("The answer is 3/4 of the cake.", 0.75),
+        ("The answer is -5/2.", -2.5),
+        ("On 3/4/2020 it was 7", 3),  # a date, not a fraction
+        ("It grew by 50%", 50),
     ],
 )
 def test_predicted_number(text: str, number: float) -> None:
@@ -93,6 +97,15 @@ def test_math_correct() -> None:
     assert not math_correct("about 0.66", ["0.6666667"])
     assert not math_correct("The answer is 9 or 10 = 10", ["9"])
     assert not math_correct("I do not know", ["9"])
+
+
+def test_math_answers_are_compared_exactly_in_any_notation() -> None:
+    assert math_correct("The answer is 3/4", ["0.75"]) and math_correct("The answer is 0.75", ["3/4"])
+    assert math_correct("The answer is 1,000 pencils", ["1000.0"])
+    assert math_correct("It is 2/3 of them", ["0.67"])  # within the calculator's two decimals
+    # 0.015 is 0.005 from 0.01, not closer; in floats the difference is 0.004999999999999999
+    assert not math_correct("about 0.015", ["0.01"])
+    assert not math_correct("The answer is 3/4/2020", ["0.75"])
 
 
 def test_perplexity_pools_tokens() -> None:

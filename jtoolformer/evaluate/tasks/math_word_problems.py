@@ -28,8 +28,8 @@ from jtoolformer.evaluate.tasks.base import (
     require_file,
 )
 
-# An ASDiv answer: one number, optionally followed by its unit in parentheses: "9 (apples)".
-_ASDIV_ANSWER = re.compile(r"\s*(-?[\d,]*\.?\d+)\s*(?:\([^()]*\))?\s*")
+# An ASDiv answer: one number or fraction, optionally followed by its unit in parentheses: "9 (apples)".
+_ASDIV_ANSWER = re.compile(r"\s*(-?\d+/\d+|-?[\d,]*\.?\d+)\s*(?:\([^()]*\))?\s*")
 
 
 def math_prompt(*parts: str) -> str:
