@@ -21,21 +21,18 @@ from jax.sharding import Mesh
 
 from jtoolformer.models import DecoderLM, KVCache, ModelConfig
 from jtoolformer.sharding import activation_mesh, batch_sharding, named_sharding
+from jtoolformer.yaml_config import Checked, setting
 
 NO_TOKEN = -1
 
 
 @dataclass(frozen=True)
-class Sampling:
+class Sampling(Checked):
     """temperature 0 is greedy; top_k 0 and top_p 1 switch those filters off."""
 
-    temperature: float = 0.0
-    top_k: int = 0
-    top_p: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"invalid sampling settings {self}: need temperature ≥ 0, top_k ≥ 0, 0 < top_p ≤ 1")
+    temperature: float = setting(0.0, ge=0)
+    top_k: int = setting(0, ge=0)
+    top_p: float = setting(1.0, gt=0, le=1)
 
 
 def sample(logits: jax.Array, key: jax.Array, sampling: Sampling) -> jax.Array:
