@@ -98,6 +98,11 @@ def activation_mesh(mesh: Mesh | None) -> Iterator[None]:
         _ACTIVE.reset(token)
 
 
+def active_mesh() -> Mesh | None:
+    """The mesh `activation_mesh` set for the code being traced (None outside it)."""
+    return _ACTIVE.get()
+
+
 def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
     mesh = _ACTIVE.get()
     if mesh is None:

@@ -62,7 +62,8 @@ class Scorer:
                                        return_hidden=True)
         picked = hidden.reshape(-1, hidden.shape[-1])[gather]  # [N, SPAN, D]
         w, b = output_head(params, lm.config)
-        return -(weights * token_logprobs(picked, w, b, targets)).sum(axis=-1)
+        logp = token_logprobs(picked, w, b, targets, impl=lm.config.logprob_impl, mesh=lm.mesh)
+        return -(weights * logp).sum(axis=-1)
 
     def _segments(self, requests: Sequence[ScoreRequest]) -> tuple[list[_Segment], list[int]]:
         """The distinct sequences, and which one each request is scored on."""

@@ -3,13 +3,17 @@ with logical axis names."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec
 
-from jtoolformer.sharding import constrain
+from jtoolformer.kernels.dispatch import kernel_backend, resolve_impl
+from jtoolformer.kernels.prefix_decode_attention import prefix_decode_attention
+from jtoolformer.sharding import active_mesh, constrain
 
 F32 = jnp.float32
 
@@ -106,6 +110,40 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
     return out.astype(v.dtype).transpose(0, 3, 1, 2, 4).reshape(b, t, h * d)
 
 
+def _decode_specs(mesh: Mesh, rows: int, kv_heads: int, groups: int | None) -> tuple[PartitionSpec, ...] | None:
+    """shard_map specs of decode_attention's arguments: rows (and prefix groups with them) over the
+    batch axes, KV heads over the tensor axis, each where it divides; None when nothing is split."""
+    batch = tuple(a for a in ("data", "fsdp") if mesh.shape[a] > 1)
+    split_rows = batch and rows % math.prod(mesh.shape[a] for a in batch) == 0
+    if groups is not None and groups > 1 and split_rows:
+        split_rows = groups % math.prod(mesh.shape[a] for a in batch) == 0
+    r = batch if split_rows else None
+    h = "tensor" if mesh.shape["tensor"] > 1 and kv_heads % mesh.shape["tensor"] == 0 else None
+    if r is None and h is None:
+        return None
+    g = r if groups is not None and groups > 1 else None
+    specs = (PartitionSpec(r, h), PartitionSpec(r, h), PartitionSpec(r, h), PartitionSpec(r))
+    return specs + ((PartitionSpec(g, h), PartitionSpec(g, h), PartitionSpec(r)) if groups is not None else ())
+
+
+def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
+                     prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None) -> jax.Array:
+    """attention() for one new token per row (T = 1) by the Pallas kernel of
+    jtoolformer.kernels.prefix_decode_attention; under a mesh each device takes its rows and KV heads."""
+    b, _, h, d = q.shape
+    p = 0 if prefix_k is None else prefix_k.shape[-1]
+    backend, interpret = kernel_backend()
+    fn = functools.partial(prefix_decode_attention, backend=backend, interpret=interpret)
+    args = (q[:, 0], k, v, mask[:, 0, p:])
+    if prefix_k is not None:
+        args += (prefix_k, prefix_v, mask[:, 0, :p])
+    mesh = active_mesh()
+    specs = None if mesh is None else _decode_specs(mesh, b, k.shape[1], None if prefix_k is None else prefix_k.shape[0])
+    if specs is not None:
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=specs[0], check_vma=False)
+    return fn(*args).reshape(b, 1, h * d)
+
+
 def write_cache(cache: jax.Array | None, new: jax.Array, index: jax.Array, slot_axis: int) -> jax.Array:
     """new written into cache at slot `index` along slot_axis; without a cache, new itself."""
     if cache is None:
@@ -144,7 +182,10 @@ def self_attention(
     q, k, v = project_qkv(x, cfg, use_bias=use_bias, sin=sin, cos=cos, interleaved=interleaved)
     k_all = write_cache(k_cache, k, cache_index, slot_axis=3)
     v_all = write_cache(v_cache, v, cache_index, slot_axis=2)
-    out = attention(q, k_all, v_all, mask, prefix_k, prefix_v)
+    if q.shape[1] == 1 and resolve_impl(cfg.attention_impl, "decode attention") == "pallas":
+        out = decode_attention(q, k_all, v_all, mask, prefix_k, prefix_v)
+    else:
+        out = attention(q, k_all, v_all, mask, prefix_k, prefix_v)
     out = dense(cfg.d_model, ("heads", "embed"), use_bias=use_bias, dtype=cfg.dtype,
                 param_dtype=cfg.param_dtype, name=out_name)(out)
     if k_cache is None:

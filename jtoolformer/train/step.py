@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jtoolformer.kernels.dispatch import resolve_impl
+from jtoolformer.losses import output_head, token_logprobs
 from jtoolformer.models import DecoderLM, ModelConfig, abstract_params, param_shardings
 from jtoolformer.sharding import activation_mesh, named_sharding
 from jtoolformer.train.config import OptimConfig
@@ -81,12 +83,17 @@ class Trainer:
     # -- losses --------------------------------------------------------------------------------------
     def _sums(self, params, batch, rng=None) -> tuple[jax.Array, jax.Array]:
         """(sum of the masked token cross-entropies, number of masked tokens), float32."""
+        fused = resolve_impl(self.model_cfg.logprob_impl, "training loss") == "pallas"
         with activation_mesh(self.mesh):
-            logits, _ = self.model.apply(
+            out, _ = self.model.apply(
                 {"params": params}, batch["inputs"], batch["positions"], segment_ids=batch["segment_ids"],
-                rngs=None if rng is None else {"dropout": rng},
+                rngs=None if rng is None else {"dropout": rng}, return_hidden=fused,
             )
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+        if fused:  # the kernel takes the final hidden states: no [tokens, V] logits in either pass
+            w, b = output_head(params, self.model_cfg)
+            ce = -token_logprobs(out, w, b, batch["targets"], impl="pallas", mesh=self.mesh)
+        else:
+            ce = optax.softmax_cross_entropy_with_integer_labels(out, batch["targets"])
         mask = batch["loss_mask"].astype(F32)
         return jnp.sum(ce * mask), jnp.sum(mask)
 

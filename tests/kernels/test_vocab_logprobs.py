@@ -9,10 +9,15 @@ import numpy as np
 import pytest
 from tolerances import assert_close
 
+from jtoolformer.annotate import weighted_losses
 from jtoolformer.kernels import dispatch
 from jtoolformer.kernels.vocab_logprobs import vocab_logprobs, vocab_logprobs_reference
+from jtoolformer.lm import LM
 from jtoolformer.losses import logsumexp_over_vocab, token_logprobs, vocab_tiles
+from jtoolformer.models import init_params, load_model_config
 from jtoolformer.sharding import make_mesh
+from jtoolformer.train.config import OptimConfig
+from jtoolformer.train.step import Trainer
 
 N, D = 40, 32  # 40 rows: not a multiple of the 16-row padding nor of any row tile
 
@@ -100,3 +105,27 @@ def test_dispatch_pallas_equals_xla_on_a_mesh_and_auto_is_xla_on_cpu(caplog):
     assert len([r for r in caplog.records if "token_logprobs" in r.getMessage()]) == 1  # logged once
     with pytest.raises(ValueError, match="expected one of"):
         dispatch.resolve_impl("triton", "token_logprobs")
+
+
+def test_training_loss_and_filter_scores_with_the_kernel_equal_xla():
+    """Both callers: the train step's loss and gradients on a (2, 2, 2) mesh and the filter's L_i(z)."""
+    cfg = load_model_config("configs/gptj_tiny.yaml", scan_layers=True)
+    mesh = make_mesh(data=2, fsdp=2, tensor=2)
+    params = init_params(cfg, jax.random.key(0), mesh)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, cfg.vocab_size, (8, 17)).astype(np.int32)
+    batch = {"inputs": ids[:, :-1], "targets": ids[:, 1:], "positions": np.tile(np.arange(16, dtype=np.int32), (8, 1)),
+             "segment_ids": np.ones((8, 16), np.int32), "loss_mask": (rng.random((8, 16)) < 0.8).astype(np.float32)}
+
+    def train_and_score(impl):
+        impl_cfg = cfg.replace(logprob_impl=impl)
+        trainer = Trainer(impl_cfg, mesh, OptimConfig(), steps=10, micro_batches=2)
+        loss, grads = jax.jit(trainer.loss_and_grads)(params, batch, jax.random.key(1))
+        scores = weighted_losses(LM(impl_cfg, params, None, mesh), ids[0], 5, [[], ids[1, :9].tolist()])
+        return loss, grads, scores
+
+    (loss, grads, scores), (ref_loss, ref_grads, ref_scores) = train_and_score("pallas"), train_and_score("xla")
+    assert_close(loss, ref_loss, jnp.float32)
+    assert_close(scores, ref_scores, jnp.float32)
+    for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+        assert_close(g, r, jnp.float32)
