@@ -101,6 +101,7 @@ def _run_generation(
         tool_calls=dict(sorted(tool_calls.items())),
         accuracy_with_call=_mean([ok for ok, c in zip(correct, called, strict=True) if c]),
         accuracy_without_call=_mean([ok for ok, c in zip(correct, called, strict=True) if not c]),
+        n_with_call=sum(called),
     )
     return result, records
 

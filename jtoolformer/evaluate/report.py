@@ -108,14 +108,13 @@ def call_split_table(results: Sequence[TaskResult]) -> str:
     ]
     for r in results:
         if r.metric == "accuracy":
-            made = round(r.call_share * r.n)
             cells = [
                 r.task,
                 r.mode,
                 str(r.n),
                 _format(_shown(r), r.metric),
-                _split_cell(r.accuracy_with_call, made),
-                _split_cell(r.accuracy_without_call, r.n - made),
+                _split_cell(r.accuracy_with_call, r.n_with_call),
+                _split_cell(r.accuracy_without_call, r.n - r.n_with_call),
                 f"{r.call_share * 100:.1f}%",
             ]
             rows.append("| " + " | ".join(cells) + " |")

@@ -22,3 +22,4 @@ class TaskResult:
     # As the paper's Table 9: accuracy where the model made a call (AC) and where it did not (NC).
     accuracy_with_call: float | None = None
     accuracy_without_call: float | None = None
+    n_with_call: int = 0  # examples where the model made a call

@@ -37,10 +37,10 @@ def test_accuracy_is_split_by_whether_a_call_was_made(tmp_path: Path) -> None:
         batch_size=4,
     )
     # Disabled: p0 and p2 right, no call anywhere.
-    assert (disabled.value, disabled.call_share) == (2 / 6, 0.0)
+    assert (disabled.value, disabled.call_share, disabled.n_with_call) == (2 / 6, 0.0, 0)
     assert (disabled.accuracy_with_call, disabled.accuracy_without_call) == (None, 2 / 6)
     # Enabled: calls on p3–p5 (one right), none on p0–p2 (two right).
-    assert (enabled.value, enabled.call_share) == (3 / 6, 0.5)
+    assert (enabled.value, enabled.call_share, enabled.n_with_call) == (3 / 6, 0.5, 3)
     assert (enabled.accuracy_with_call, enabled.accuracy_without_call) == (1 / 3, 2 / 3)
 
     saved = json.loads((tmp_path / "results.json").read_text())["results"]
