@@ -13,6 +13,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from jtoolformer.annotate.cli import add_annotate_command
 from jtoolformer.demo import add_demo_command
+from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.cli import add_eval_command
 from jtoolformer.evaluate.model import make_generator_and_scorer
 from jtoolformer.generate_cli import add_generate_command
@@ -46,10 +47,27 @@ def use_compilation_cache() -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs a subcommand. A mistake in what the user gave (UsageError, or a file that cannot be opened)
+    is one line on stderr and exit status 2; JTOOLFORMER_DEBUG=1 shows the traceback instead."""
     args = build_parser().parse_args(argv)
     use_compilation_cache()
-    with logging_redirect_tqdm():  # a warning printed beside a progress bar would break its line
-        return args.func(args)
+    try:
+        with logging_redirect_tqdm():  # a warning printed beside a progress bar would break its line
+            return args.func(args)
+    except (UsageError, OSError) as e:
+        if os.environ.get("JTOOLFORMER_DEBUG", "0") not in ("", "0") or not is_usage_error(e):
+            raise
+        print(f"jtoolformer {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+
+
+_PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def is_usage_error(error: Exception) -> bool:
+    """A UsageError, or an OSError about a path the user gave (missing, a directory where a file belongs,
+    no permission, or any error naming its file)."""
+    return isinstance(error, (UsageError, *_PATH_ERRORS)) or (isinstance(error, OSError) and error.filename is not None)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 import jax
+from jax.sharding import Mesh
 
+from jtoolformer.errors import UsageError
 from jtoolformer.lm import DEFAULT_MODEL, LM, load_model
 from jtoolformer.sharding import make_mesh
 
@@ -24,6 +26,20 @@ def add_coordinator_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--process-id", type=int, default=None, help="with --coordinator: this process's rank")
 
 
+def mesh_from_text(text: str) -> Mesh:
+    """The mesh of a --mesh value "data,fsdp,tensor" over this host's devices; a malformed value, or sizes
+    that do not fit the devices, is a UsageError."""
+    try:
+        sizes = [int(size) for size in text.split(",")]
+    except ValueError:
+        sizes = []
+    if len(sizes) != 3:
+        raise UsageError(f"--mesh {text!r}: expected three integers data,fsdp,tensor (one may be -1), e.g. -1,1,1")
+    try:
+        return make_mesh(*sizes, devices=jax.local_devices())
+    except ValueError as e:
+        raise UsageError(f"--mesh {text!r}: {e}") from None
+
+
 def load_from_args(args: argparse.Namespace) -> LM:
-    mesh = make_mesh(*(int(x) for x in args.mesh.split(",")), devices=jax.local_devices())
-    return load_model(args.model, mesh=mesh, dtype=args.dtype)
+    return load_model(args.model, mesh=mesh_from_text(args.mesh), dtype=args.dtype)

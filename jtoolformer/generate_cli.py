@@ -9,10 +9,11 @@ import sys
 
 from jtoolformer.cli_args import add_model_args, load_from_args
 from jtoolformer.decoding import Sampling
+from jtoolformer.errors import UsageError
 from jtoolformer.generate import CallRecord, PieceKind, ToolGenerator
 from jtoolformer.tools.base import ToolContext
 from jtoolformer.tools.cli import timeout_seconds
-from jtoolformer.tools.registry import make_tools
+from jtoolformer.tools.registry import make_tools, tool_keys
 
 _STYLES: dict[PieceKind, str] = {"text": "\033[1m", "call": "\033[36m", "result": "\033[32m"}
 _RESET, _DIM = "\033[0m", "\033[2m"
@@ -44,12 +45,14 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
 
 
 def run_generate_command(args: argparse.Namespace) -> int:
+    sampling = Sampling(args.temperature, args.top_k, args.top_p)  # settings and tools checked before the load
+    tool_keys(args.tools)
     lm = load_from_args(args)
     if lm.tokenizer is None:
-        raise SystemExit(f"jtoolformer generate: model {args.model!r} has no tokenizer; use a checkpoint directory "
-                         "with tokenizer.json, a .gguf, or smollm2-135m")
+        raise UsageError(f"model {args.model!r} has no tokenizer; use a checkpoint directory with tokenizer.json, "
+                         "a .gguf, or smollm2-135m")
     generate = ToolGenerator(lm, make_tools(args.tools, generator=lm), timeout_s=args.timeout,
-                             max_calls=args.max_calls, sampling=Sampling(args.temperature, args.top_k, args.top_p))
+                             max_calls=args.max_calls, sampling=sampling)
     styled = sys.stdout.isatty()
 
     def show(row: int, text: str, kind: PieceKind) -> None:

@@ -17,6 +17,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from jtoolformer.errors import UsageError
+
 MESH_AXES = ("data", "fsdp", "tensor")
 
 RULES: Mapping[str, tuple[str, ...]] = {
@@ -43,14 +45,14 @@ def make_mesh(data: int = -1, fsdp: int = 1, tensor: int = 1, devices: Sequence[
     devices = list(jax.devices() if devices is None else devices)
     sizes = [data, fsdp, tensor]
     if sizes.count(-1) > 1 or any(s == 0 or s < -1 for s in sizes):
-        raise ValueError(f"mesh sizes {sizes}: each must be positive, at most one may be -1")
+        raise UsageError(f"mesh sizes {sizes}: each must be positive, at most one may be -1")
     if -1 in sizes:
         known = math.prod(s for s in sizes if s != -1)
         if len(devices) % known:
-            raise ValueError(f"mesh sizes {sizes} do not divide the {len(devices)} devices")
+            raise UsageError(f"mesh sizes {sizes} do not divide the {len(devices)} devices")
         sizes[sizes.index(-1)] = len(devices) // known
     if math.prod(sizes) != len(devices):
-        raise ValueError(
+        raise UsageError(
             f"mesh data={sizes[0]} × fsdp={sizes[1]} × tensor={sizes[2]} = {math.prod(sizes)} "
             f"does not equal the {len(devices)} devices; choose sizes whose product is {len(devices)}"
         )

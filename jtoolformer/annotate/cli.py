@@ -9,25 +9,26 @@ import jax
 
 from jtoolformer import yaml_config
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, run_annotation
-from jtoolformer.cli_args import add_coordinator_args
+from jtoolformer.cli_args import add_coordinator_args, mesh_from_text
 from jtoolformer.data.corpus import DEMO_CORPUS, describe_skips, open_corpus
 from jtoolformer.lm import DEFAULT_MODEL, load_model
-from jtoolformer.sharding import initialize_distributed, make_mesh
-from jtoolformer.tools.registry import make_tools
+from jtoolformer.sharding import initialize_distributed
+from jtoolformer.tools.registry import make_tools, tool_keys
 
 
 def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mesh_sizes: str = "-1,1,1",
                     data_dir: str | None = None, limit: int = 0, stride: int = 1, progress: bool = True) -> dict:
-    """Loads the model onto this host's devices and the tools, annotates this host's share of every
-    `stride`-th document of the corpus (the first `limit` of them, when given); returns the statistics
-    (on host 0; {} on the others)."""
-    mesh = make_mesh(*(int(x) for x in mesh_sizes.split(",")), devices=jax.local_devices())
-    lm = load_model(model, mesh=mesh)
-    tools = make_tools(cfg.tools, generator=lm)
-    documents = open_corpus(corpus, data_dir or str(out / "corpus_tfds"))
+    """Checks the mesh, the tools, the output directory and the corpus, then loads the model onto this
+    host's devices and the tools, annotates this host's share of every `stride`-th document of the corpus
+    (the first `limit` of them, when given); returns the statistics (on host 0; {} on the others)."""
+    mesh = mesh_from_text(mesh_sizes)
+    tool_keys(cfg.tools)
     out.mkdir(parents=True, exist_ok=True)
+    documents = open_corpus(corpus, data_dir or str(out / "corpus_tfds"))
     if jax.process_index() == 0:
         yaml_config.save(cfg, out / "annotate_config.yaml")
+    lm = load_model(model, mesh=mesh)
+    tools = make_tools(cfg.tools, generator=lm)
     return run_annotation(Annotator(lm, tools, cfg), documents[::stride][: limit or None], out, progress=progress,
                           corpus_skipped=documents.skipped)
 

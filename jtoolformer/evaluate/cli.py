@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.harness import evaluate
 from jtoolformer.evaluate.protocols import Generator, Scorer
 from jtoolformer.evaluate.results import MODES
@@ -20,6 +21,8 @@ def _comma_list(text: str) -> list[str]:
 
 def run_eval(args: argparse.Namespace, make_generator_and_scorer: ModelFactory) -> None:
     tasks = resolve_tasks(args.tasks)
+    if not args.data_dir.is_dir():  # checked before the model loads
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder; give the folder of the tasks' releases")
     generator, scorer = make_generator_and_scorer(args.model, args.mesh)
     results = evaluate(
         generator,

@@ -10,10 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jtoolformer.cli_args import mesh_from_text
 from jtoolformer.generate import Generation, ToolGenerator
 from jtoolformer.lm import LM, load_model
 from jtoolformer.losses import output_head, token_logprobs
-from jtoolformer.sharding import activation_mesh, batch_sharding, make_mesh
+from jtoolformer.sharding import activation_mesh, batch_sharding
 from jtoolformer.tools.base import ToolContext
 from jtoolformer.tools.registry import TOOL_KEYS, make_tools
 
@@ -70,6 +71,5 @@ class LMScorer:
 
 def make_generator_and_scorer(model: str, mesh: str | None = None) -> tuple[LMGenerator, LMScorer]:
     """`mesh`: "data,fsdp,tensor" sizes over this host's devices; None: one device."""
-    sizes = None if mesh is None else [int(size) for size in mesh.split(",")]
-    lm = load_model(model, mesh=None if sizes is None else make_mesh(*sizes, devices=jax.local_devices()))
+    lm = load_model(model, mesh=None if mesh is None else mesh_from_text(mesh))
     return LMGenerator(lm), LMScorer(lm)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from jtoolformer.errors import UsageError
 from jtoolformer.tools.base import TextGenerator, Tool
 from jtoolformer.tools.calculator import Calculator
 from jtoolformer.tools.calendar_tool import Calendar
@@ -26,12 +27,8 @@ def make_tools(names: str | Iterable[str], *, index: PassageIndex | str | Path |
     generator: the LM that reads passages for QA and, without another backend, translates for MT.
     translator / mt_model_dir: an MT backend, or a local Hugging Face seq2seq model directory.
     """
-    keys = [n.strip().lower() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
-    unknown = [key for key in keys if key not in TOOL_KEYS]
-    if unknown:
-        raise ValueError(f"unknown tool(s) {unknown}; choose from {', '.join(TOOL_KEYS)}")
     tools: list[Tool] = []
-    for key in dict.fromkeys(keys):
+    for key in tool_keys(names):
         if key == "calculator":
             tools.append(Calculator())
         elif key == "calendar":
@@ -45,6 +42,18 @@ def make_tools(names: str | Iterable[str], *, index: PassageIndex | str | Path |
         else:
             tools.append(MT(_translator(translator, mt_model_dir, generator)))
     return {tool.name: tool for tool in tools}
+
+
+def tool_keys(names: str | Iterable[str]) -> list[str]:
+    """The tool keys in `names` (see make_tools), each once; an unknown one is a UsageError. Cheap: commands
+    check their tools with it before loading a model."""
+    keys = [n.strip().lower() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    unknown = [key for key in keys if key not in TOOL_KEYS]
+    if unknown:
+        raise UsageError(f"unknown tool(s) {unknown}; choose from {', '.join(TOOL_KEYS)}")
+    if not keys:
+        raise UsageError(f"no tools given; choose from {', '.join(TOOL_KEYS)}")
+    return list(dict.fromkeys(keys))
 
 
 def _passage_index(index: PassageIndex | str | Path | None) -> PassageIndex:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from jtoolformer.cli_args import add_coordinator_args
+from jtoolformer.errors import UsageError
 from jtoolformer.sharding import initialize_distributed
 from jtoolformer.train.config import load_train_config
 from jtoolformer.train.export import export_checkpoint
@@ -37,7 +38,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         return 0
     cfg = load_train_config(args.config, args.overrides)
     if not args.data:
-        raise SystemExit("jtoolformer train: --data is required (unless --export)")
+        raise UsageError("--data is required (unless --export)")
     initialize_distributed(cfg.distributed, args.coordinator, args.num_processes, args.process_id)
     result = train_on(cfg, None, args.data, args.out, args.eval_data)
     if result.history:

@@ -31,6 +31,7 @@ import numpy as np
 
 from jtoolformer.annotate.dataset import open_c_star
 from jtoolformer.data.corpus import open_corpus
+from jtoolformer.errors import UsageError
 from jtoolformer.data.pipeline import Encode, PackedBatches, PackedBatchIterator, make_pipeline
 from jtoolformer.data.tool_results import MaskToolResults
 from jtoolformer.tokenizer import Tokenizer
@@ -83,7 +84,7 @@ def open_source(spec: str | Path, corpus_dir: str | Path) -> Source:
     if path.is_dir() and (path / C_STAR_DIR).is_dir():
         return Source(open_c_star(path / C_STAR_DIR), c_star=True)
     if path.is_dir() and (path / "shards").is_dir():
-        raise ValueError(f"{path} is an annotation run without C* in {path / C_STAR_DIR}: it kept no call, or "
+        raise UsageError(f"{path} is an annotation run without C* in {path / C_STAR_DIR}: it kept no call, or "
                          "has not finished (run `jtoolformer annotate` again with the same --out)")
     return Source(open_corpus(spec, corpus_dir), c_star=False)
 

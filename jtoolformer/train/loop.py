@@ -21,6 +21,7 @@ import yaml
 from jax.sharding import Mesh
 
 from jtoolformer import yaml_config
+from jtoolformer.errors import UsageError
 from jtoolformer.lm import LM, load_model
 from jtoolformer.models import ModelConfig, load_model_config, param_shardings
 from jtoolformer.sharding import make_mesh
@@ -28,7 +29,7 @@ from jtoolformer.tokenizer import Tokenizer
 from jtoolformer.train.batches import Batch, ResumableIterator, check_batch, to_global
 from jtoolformer.train.checkpointing import Checkpoints
 from jtoolformer.train.config import TrainConfig
-from jtoolformer.train.data import open_train_data
+from jtoolformer.train.data import open_source, open_train_data
 from jtoolformer.train.export import (CHECKPOINT_DIR, HF_DIR, MODEL_FILE, TOKENIZER_DIR, export_params,
                                       target_params)
 from jtoolformer.train.flops import measure_peak_flops, train_flops_per_token
@@ -145,12 +146,14 @@ def train_on(cfg: TrainConfig, lm: LM | None, data_spec: str | Path, out_dir: st
     files or a TFDS spec; held-out perplexity on `eval_spec`'s texts, or, without it, on `data.held_out`
     of the training documents (train/data.py). `lm` None: `cfg.model`, loaded on the run's mesh; its
     tokenizer reads the texts."""
+    corpus_dir = cfg.data.tfds_dir or Path(out_dir) / "corpus_tfds"
+    for spec in filter(None, (data_spec, eval_spec)):
+        open_source(spec, corpus_dir)  # a bad path or corpus is reported before the model loads
     if lm is None:
         lm = load_model(cfg.model, mesh=train_mesh(cfg))
     if lm.tokenizer is None:
-        raise ValueError(f"model {cfg.model!r} has no tokenizer to read {data_spec} with; use a checkpoint "
+        raise UsageError(f"model {cfg.model!r} has no tokenizer to read {data_spec} with; use a checkpoint "
                          "directory with tokenizer.json, a .gguf, or smollm2-135m")
-    corpus_dir = cfg.data.tfds_dir or Path(out_dir) / "corpus_tfds"
     data = open_train_data(cfg, lm.tokenizer, data_spec, corpus_dir, eval_spec)
     if jax.process_index() == 0:
         held_out = "no" if data.texts.held_out is None else len(data.texts.held_out)
