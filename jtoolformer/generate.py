@@ -1,4 +1,4 @@
-"""Generation with tools (TOOLFORMER.md §5): batched decoding in which any row may call a tool.
+"""Generation with tools (docs/method.md §4): batched decoding in which any row may call a tool.
 
 The device runs chunks of steps (`tool_decoding`). Between chunks the host reads each call a row has
 written up to its result marker ("->" or "→"), submits it to the `ToolExecutor` on a background thread

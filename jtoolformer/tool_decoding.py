@@ -1,4 +1,4 @@
-"""The jitted side of generation with tools (TOOLFORMER.md §5): chunks of decode steps with call rules.
+"""The jitted side of generation with tools (docs/method.md §4): chunks of decode steps with call rules.
 
 A chunk is a `lax.scan` of steps over the whole batch, with static shapes. In each step a row either
 takes the token the host forced on it (part of a tool's result), or chooses one under the call rules

@@ -1,4 +1,4 @@
-"""Building C*: positions, calls, execution, filtering and merging (TOOLFORMER.md §2)."""
+"""Building C*: positions, calls, execution, filtering and merging (docs/method.md §2)."""
 
 from jtoolformer.annotate.scoring import ScoreRequest, Scorer, weighted_losses
 

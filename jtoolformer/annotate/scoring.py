@@ -1,4 +1,4 @@
-"""The weighted cross-entropy L_i(z) of TOOLFORMER.md §2, for many (prefix, text, position) at once.
+"""The weighted cross-entropy L_i(z) of docs/method.md §2.4, for many (prefix, text, position) at once.
 
 Each scored row is the sequence `[BOS?] z x`; L_i(z) = −Σ_{t<5} w_t · log p(x_{i+t} | BOS?, z, x_{<i+t}),
 with w~_t = max(0, 1 − 0.2t) normalised to sum to one. Only the ≤ 5 scored positions of a row go

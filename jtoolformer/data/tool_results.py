@@ -1,7 +1,7 @@
 """No loss on tool results: a per-token loss mask from the character spans of a text's API calls.
 
 In a call "[Tool(input) -> result]" the model writes "[Tool(input) ->"; at inference the host runs
-the tool and appends " result]" (TOOLFORMER.md §5, `tools.calls.result_suffix`). That appended part
+the tool and appends " result]" (docs/method.md §4, `tools.calls.result_suffix`). That appended part
 is what gets masked: the model is not trained to predict text a tool will supply. The arrow itself
 stays in the loss, since writing it is what asks for the tool.
 

@@ -1,4 +1,4 @@
-"""The paper's zero-shot metrics (Schick et al. 2023, §4.2-4.3; TOOLFORMER.md §6).
+"""The paper's zero-shot metrics (Schick et al. 2023, §4.2-4.3; docs/method.md §5).
 
 Every metric reads the generation as a reader would: inline API calls are removed first.
 """

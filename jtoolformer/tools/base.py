@@ -15,7 +15,7 @@ PROMPT_PLACEHOLDER = "{text}"
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Annotation hyper-parameters of one tool (paper, Appendix A; TOOLFORMER.md §2)."""
+    """Annotation hyper-parameters of one tool (paper, Appendix A; docs/method.md §2)."""
 
     position_threshold: float  # τ_s: keep positions i with p_i(<API>) > τ_s
     max_positions: int  # k: at most the k most likely positions per text
@@ -98,7 +98,7 @@ class Tool(Protocol):
         ...
 
     def prefilter(self, text: str, context: ToolContext) -> bool:
-        """Whether a document is worth annotating with this tool (cheap heuristics, TOOLFORMER.md §2)."""
+        """Whether a document is worth annotating with this tool (cheap heuristics, docs/method.md §2.0)."""
         ...
 
     def __call__(self, input: str, context: ToolContext) -> str:

@@ -1,4 +1,4 @@
-"""API calls as text: e(c) = "[Tool(input)]", e(c, r) = "[Tool(input) -> r]" (TOOLFORMER.md §1).
+"""API calls as text: e(c) = "[Tool(input)]", e(c, r) = "[Tool(input) -> r]" (docs/method.md §1).
 
 Parsing is tolerant of what a model writes: spaces anywhere between the parts, "→" for "->", the
 tool name in any letter case, one pair of quotes around the input, parentheses inside the input.

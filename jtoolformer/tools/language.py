@@ -67,7 +67,7 @@ def flores_code(code: str) -> str | None:
 def has_foreign_chunk(text: str, *, chunk_words: int = 10, min_confidence: float = 0.8,
                       max_chunks: int = 200) -> bool:
     """An English document with a chunk of about `chunk_words` words in another language (langid
-    confidence > `min_confidence`); chunks without letters do not count (TOOLFORMER.md §2, MT).
+    confidence > `min_confidence`); chunks without letters do not count (docs/method.md §2.0, MT).
     Chunks overlap by half, so a foreign phrase is not lost by falling across a chunk boundary."""
     if identify_language(text).code != ENGLISH:
         return False
