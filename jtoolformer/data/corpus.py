@@ -114,16 +114,15 @@ def read_jsonl(path: Path, skips: Skips | None = None) -> Iterator[dict[str, str
 
 
 def _lines(path: Path) -> Iterator[bytes]:
-    """The file's lines as bytes, a leading UTF-8 byte-order mark dropped; a line ends at \n, \r\n or a
-    lone \r. (Latin-1 maps bytes to characters one to one, so the text layer only finds the line ends;
-    no UTF-8 character holds the bytes of \r or \n.)"""
+    """The file's lines as bytes, each without a leading UTF-8 byte-order mark (files joined by `cat`
+    keep theirs); a line ends at \n, \r\n or a lone \r. (Latin-1 maps bytes to characters one to one,
+    so the text layer only finds the line ends; no UTF-8 character holds the bytes of \r or \n.)"""
     with path.open("r", encoding="latin-1", newline=None) as text:
         for number, line in enumerate(text):
             raw = line.encode("latin-1")
             if number == 0:
                 _refuse_utf16(raw, str(path))
-                raw = raw.removeprefix(codecs.BOM_UTF8)
-            yield raw
+            yield raw.removeprefix(codecs.BOM_UTF8)
 
 
 def _refuse_utf16(head: bytes, where: str) -> None:
@@ -167,11 +166,18 @@ def _parse_json(line: str, where: str) -> Any:
 
 def _require_encodable(value: str, key: str, where: str) -> None:
     """JSON escapes can spell half a surrogate pair, which no UTF-8 text (and so no TFDS record) holds."""
+    if not _is_encodable(value):
+        at = next(i for i, c in enumerate(value) if "\ud800" <= c <= "\udfff")
+        raise _BadDocument("lone_surrogate", f"{where}: {key!r} holds a lone surrogate \\u{ord(value[at]):04x} "
+                                             f"at character {at}, which is not text")
+
+
+def _is_encodable(text: str) -> bool:
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise _BadDocument("lone_surrogate", f"{where}: {key!r} holds a lone surrogate \\u{ord(value[e.start]):04x} "
-                                             f"at character {e.start}, which is not text") from None
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _document_from_json(record: Any, where: str, default_id: str) -> dict[str, str]:
@@ -220,6 +226,11 @@ def read_txt_folder(folder: Path, skips: Skips | None = None) -> Iterator[dict[s
 
 
 def _txt_document(path: Path, folder: Path) -> dict[str, str]:
+    if not _is_encodable(str(path)):  # os.walk spells the bytes of a name that is not UTF-8 as surrogates
+        shown = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise _BadDocument("bad_file_name", f"{shown}: the file name is not UTF-8; rename the file")
+    if path.is_dir():  # a folder _folder_files could not list
+        raise _BadDocument("unreadable", f"{path}: a folder that cannot be listed; its files are left out")
     if not _is_txt(path):
         raise _BadDocument("not_txt", f"{path}: not a .txt file; rename it to .txt to make it a document")
     if not path.exists():
@@ -254,11 +265,11 @@ def _is_txt(path: Path) -> bool:
 
 
 def _folder_files(folder: Path) -> list[Path]:
-    """Everything under `folder` but folders, sorted. Linked folders are followed, but each real folder
-    is read once (a link loop ends there): through the first name reached, in order of names, with
-    real subfolders before links at each level."""
+    """Everything under `folder` but folders, and the folders that cannot be listed, sorted. Linked
+    folders are followed, but each real folder is read once (a link loop ends there): through the first
+    name reached, in order of names, with real subfolders before links at each level."""
     files, visited = [], set()
-    for root, folders, names in os.walk(folder, followlinks=True):
+    for root, folders, names in os.walk(folder, followlinks=True, onerror=lambda e: files.append(Path(e.filename))):
         real = os.path.realpath(root)
         if real in visited:
             folders.clear()
@@ -290,7 +301,7 @@ def source_fingerprint(source: Path) -> str:
             return hashlib.file_digest(f, "sha256").hexdigest()
     digest = hashlib.sha256()
     for path in _folder_files(source):
-        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+        digest.update(os.fsencode(path.relative_to(source)) + b"\0")
         if _is_txt(path) and path.is_file():
             try:
                 with path.open("rb") as f:

@@ -238,3 +238,31 @@ def test_an_empty_corpus_says_so(tmp_path, content):
     source.write_bytes(content)
     with pytest.raises(CorpusError, match=rf"^{source}: no documents"):
         open_corpus(source, tmp_path / "data")
+
+
+def test_names_that_are_not_utf8_and_folders_that_cannot_be_listed_are_counted(tmp_path, monkeypatch):
+    folder = tmp_path / "docs"
+    (folder / "locked").mkdir(parents=True)
+    (folder / "ok.txt").write_text("fine")
+    (folder / "locked" / "hidden.txt").write_text("unseen")
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.txt"), "wb") as f:  # a Latin-1 name
+        f.write(b"text")
+    scandir = os.scandir
+
+    def refusing(path):
+        if os.fspath(path) == str(folder / "locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    corpus = open_corpus(folder, tmp_path / "data")
+    assert [d["id"] for d in corpus] == ["ok.txt"]
+    assert corpus.skipped == {"bad_file_name": 1, "unreadable": 1}
+    with pytest.raises(CorpusError, match=r"caf\\xe9.txt: the file name is not UTF-8"):
+        list(read_txt_folder(folder))
+
+
+def test_files_joined_with_their_byte_order_marks_keep_every_document(tmp_path):
+    source = tmp_path / "joined.jsonl"
+    source.write_bytes(b'\xef\xbb\xbf{"text": "one"}\r\n\xef\xbb\xbf{"text": "two"}\r\n')
+    assert [d["text"] for d in open_corpus(source, tmp_path / "data")] == ["one", "two"]
