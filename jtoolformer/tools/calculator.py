@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from jtoolformer.tools.base import RARE_CALL_SAMPLING, PromptedTool, ToolContext
+from jtoolformer.tools.calculator_prefilter import find_numbers, has_arithmetic_triple, has_result_cue
 
 MAX_EXPRESSION_CHARS = 200
 MAX_DEPTH = 100
@@ -110,72 +111,6 @@ def _bounded(number: Fraction) -> Fraction:
     return number
 
 
-# --- document pre-filter (TOOLFORMER.md §2) ---
-
-# Numbers of at most 18 digits before and 12 after the point; longer digit runs are not arithmetic.
-_NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3}){1,5}|\d{1,18})(?:\.\d{1,12})?(?!\d|[.,]\d)")
-_RESULT_CUE = re.compile(r"(?:=|\bequals\b|\bequal to\b|\btotal of\b|\baverage of\b)\s*[$€£]?\s*\d", re.I)
-_TOKEN = re.compile(r"\S+")
-_WINDOW_TOKENS = 100
-_MAX_NUMBERS = 500
-
-
-@dataclass(frozen=True)
-class _Number:
-    value: Fraction
-    decimals: int  # as written: a result matches when rounded to this many decimals
-    token: int  # index of the whitespace token it is in
-
-
-def _numbers(text: str) -> list[_Number]:
-    """The first numbers written in the text (thousands separators allowed, signs ignored)."""
-    token_starts = [m.start() for m in _TOKEN.finditer(text)]
-    numbers: list[_Number] = []
-    token = 0
-    for match in _NUMBER.finditer(text):
-        while token + 1 < len(token_starts) and token_starts[token + 1] <= match.start():
-            token += 1
-        written = match.group(0).replace(",", "")
-        numbers.append(_Number(Fraction(written), len(written.partition(".")[2]), token))
-        if len(numbers) == _MAX_NUMBERS:
-            break
-    return numbers
-
-
-def _results(a: Fraction, b: Fraction) -> set[Fraction]:
-    """a + b, |a − b|, a × b, a / b, b / a, leaving out the trivial: operands 0 and 1, a − a and a / a."""
-    if 0 in (a, b):
-        return set()
-    results = {a + b}
-    if 1 not in (a, b):
-        results.add(a * b)
-    if a != b:
-        results.add(abs(a - b))
-        if 1 not in (a, b):
-            results.update((a / b, b / a))
-    return results
-
-
-def _has_arithmetic_triple(numbers: list[_Number]) -> bool:
-    """Three numbers within 100 tokens where one is the result of +, −, ×, / on the other two."""
-    written: dict[tuple[Fraction, int], list[int]] = {}
-    for k, number in enumerate(numbers):
-        written.setdefault((number.value, number.decimals), []).append(k)
-    decimals = {number.decimals for number in numbers}
-    for i, first in enumerate(numbers):
-        for j in range(i + 1, len(numbers)):
-            second = numbers[j]
-            if second.token - first.token > _WINDOW_TOKENS:
-                break
-            for result in _results(first.value, second.value):
-                for places in decimals:
-                    for k in written.get((round(result, places), places), ()):
-                        span = (first.token, second.token, numbers[k].token)
-                        if k not in (i, j) and max(span) - min(span) <= _WINDOW_TOKENS:
-                            return True
-    return False
-
-
 class Calculator(PromptedTool):
     name = "Calculator"
     prompt_name = "calculator"
@@ -191,12 +126,12 @@ class Calculator(PromptedTool):
     def prefilter(self, text: str, context: ToolContext) -> bool:
         """Arithmetic in view: a triple a ∘ b = c within 100 tokens, or a result cue ("=", "equals",
         "total of", ...) before a number; else ≥ 3 numbers, kept for a stable 1% of such documents."""
-        if _RESULT_CUE.search(text):
+        if has_result_cue(text):
             return True
-        numbers = _numbers(text)
+        numbers = find_numbers(text)
         if len(numbers) < 3:
             return False
-        return _has_arithmetic_triple(numbers) or self._in_subsample(text, context)
+        return has_arithmetic_triple(numbers) or self._in_subsample(text, context)
 
     def _in_subsample(self, text: str, context: ToolContext) -> bool:
         key = (context.doc_id or text).encode("utf-8", "replace")
