@@ -11,6 +11,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jtoolformer.decoding import Decoder, Sampling, bucket
+from jtoolformer.errors import UsageError
 from jtoolformer.models import DecoderLM, ModelConfig, init_params, load_model_config
 from jtoolformer.sharding import activation_mesh, batch_sharding, make_mesh
 from jtoolformer.tokenizer import Tokenizer
@@ -113,6 +114,16 @@ def load_model(spec: str | Path | ModelConfig | None = None, *, mesh: Mesh | Non
     if not path.is_dir():
         raise FileNotFoundError(f"{spec}: not a checkpoint directory, .gguf file, YAML config or "
                                 f"{DEFAULT_MODEL!r}")
+    tokenizer = _hf_tokenizer(path)
     cfg, params = load_hf(path, mesh, **overrides)
-    tokenizer = Tokenizer.from_hf_dir(path) if (path / "tokenizer.json").exists() else None
     return LM(cfg, params, tokenizer, mesh)
+
+
+def _hf_tokenizer(path: Path) -> Tokenizer | None:
+    if not (path / "tokenizer.json").exists():
+        return None
+    try:
+        return Tokenizer.from_hf_dir(path)
+    except Exception as e:  # `tokenizers` raises a bare Exception for a malformed file; json a ValueError
+        raise UsageError(f"{path}: its tokenizer (tokenizer.json, tokenizer_config.json) cannot be read: "
+                         f"{' '.join(str(e).split())}") from e

@@ -19,6 +19,7 @@ from gguf import GGMLQuantizationType as Q
 
 from jtoolformer.checkpoints.gguf_metadata import metadata, open_gguf
 from jtoolformer.checkpoints.gguf_tokenizer import gguf_tokenizer
+from jtoolformer.errors import UsageError
 
 __all__ = ["GGUFCheckpoint", "read_gguf", "gguf_tokenizer", "default_gguf_path", "SUPPORTED_TYPES"]
 
@@ -89,17 +90,17 @@ def read_gguf(path: str | os.PathLike) -> GGUFCheckpoint:
     reader = open_gguf(path)
     architecture = metadata(reader, "general.architecture")
     if architecture != "llama":
-        raise ValueError(f"{path}: architecture {architecture!r} is not supported; only 'llama' is")
+        raise UsageError(f"{path}: architecture {architecture!r} is not supported; only 'llama' is")
     tensors: dict[str, gguf.ReaderTensor] = {}
     for tensor in reader.tensors:
         if tensor.tensor_type not in SUPPORTED_TYPES:
-            raise ValueError(
+            raise UsageError(
                 f"{path}: tensor {tensor.name!r} is stored as {tensor.tensor_type.name}, which is not "
                 f"supported; supported: {sorted(t.name for t in SUPPORTED_TYPES)}"
             )
         tensors[_hf_name(tensor.name, path)] = tensor
     if "model.embed_tokens.weight" not in tensors:
-        raise ValueError(f"{path}: no token_embd.weight tensor; not a complete Llama model")
+        raise UsageError(f"{path}: no token_embd.weight tensor; not a complete Llama model")
     return GGUFCheckpoint(path, _hf_config(reader, tensors, path), reader, tensors)
 
 
@@ -122,7 +123,7 @@ def _hf_name(gguf_name: str, path: Path) -> str:
         return _GLOBAL_NAMES[gguf_name]
     match = _BLOCK_PATTERN.fullmatch(gguf_name)
     if match is None or match.group(2) not in _BLOCK_NAMES:
-        raise ValueError(f"{path}: tensor {gguf_name!r} has no counterpart in HF LlamaForCausalLM")
+        raise UsageError(f"{path}: tensor {gguf_name!r} has no counterpart in HF LlamaForCausalLM")
     return f"model.layers.{match.group(1)}.{_BLOCK_NAMES[match.group(2)]}.weight"
 
 
@@ -135,18 +136,21 @@ def _hf_config(reader: gguf.GGUFReader, tensors: dict[str, gguf.ReaderTensor], p
     def required(key: str) -> Any:
         value = metadata(reader, key)
         if value is None:
-            raise ValueError(f"{path}: metadata {key!r} is missing")
+            raise UsageError(f"{path}: metadata {key!r} is missing")
         return value
 
     scaling = metadata(reader, "llama.rope.scaling.type", "none")
     if scaling != "none":
-        raise ValueError(f"{path}: rope scaling {scaling!r} is not supported")
+        raise UsageError(f"{path}: rope scaling {scaling!r} is not supported")
     hidden = required("llama.embedding_length")
     heads = required("llama.attention.head_count")
+    if not (isinstance(hidden, int) and isinstance(heads, int) and heads > 0):
+        raise UsageError(f"{path}: metadata llama.embedding_length={hidden!r} and llama.attention.head_count="
+                         f"{heads!r} must be integers, the head count positive")
     head_dim = metadata(reader, "llama.attention.key_length", hidden // heads)
     rotary_dim = metadata(reader, "llama.rope.dimension_count", head_dim)
     if rotary_dim != head_dim:
-        raise ValueError(f"{path}: rotary on {rotary_dim} of {head_dim} head dims is not Llama")
+        raise UsageError(f"{path}: rotary on {rotary_dim} of {head_dim} head dims is not Llama")
     return {
         "model_type": "llama",
         "vocab_size": _hf_shape(tensors["model.embed_tokens.weight"])[0],

@@ -8,9 +8,9 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jtoolformer.checkpoints.gguf import GGUFCheckpoint, default_gguf_path, gguf_tokenizer, read_gguf
-from jtoolformer.checkpoints.hf import load_params
+from jtoolformer.checkpoints.hf import config_from_hf, load_params
 from jtoolformer.checkpoints.sources import Index
-from jtoolformer.models import ARCH_MODULES, ModelConfig
+from jtoolformer.models import ModelConfig
 from jtoolformer.tokenizer import Tokenizer
 
 
@@ -36,11 +36,14 @@ class GGUFSource:
     def where(self, name: str) -> str:
         return str(self.checkpoint.path)
 
+    def floating(self, name: str) -> bool:
+        return True  # read_gguf accepts only float and quantised float types
+
 
 def load_gguf(path: Path | None, mesh: Mesh, **overrides) -> tuple[ModelConfig, object, Tokenizer]:
     """(config, params, tokenizer) from a GGUF file; None means the embedded default (SmolLM2-135M)."""
     checkpoint = read_gguf(path or default_gguf_path())
-    cfg = ARCH_MODULES["llama"].config_from_hf(checkpoint.hf_config).replace(**overrides)
+    cfg = config_from_hf(checkpoint.hf_config, checkpoint.path).replace(**overrides)
     params = load_params(GGUFSource(checkpoint), cfg, mesh)
     hf_tokenizer, ids = gguf_tokenizer(checkpoint.reader)
     tokenizer = Tokenizer(hf_tokenizer, ids["bos_id"], ids["eos_id"], ids["pad_id"], ids["add_bos"])

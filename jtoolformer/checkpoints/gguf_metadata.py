@@ -8,6 +8,8 @@ from typing import Any
 import gguf
 import numpy as np
 
+from jtoolformer.errors import UsageError
+
 
 def open_gguf(path: Path) -> gguf.GGUFReader:
     """A memory-mapped reader; errors name the file."""
@@ -16,7 +18,7 @@ def open_gguf(path: Path) -> gguf.GGUFReader:
     try:
         return gguf.GGUFReader(path)
     except ValueError as error:
-        raise ValueError(f"{path}: not a readable GGUF file ({error})") from error
+        raise UsageError(f"{path}: not a readable GGUF file ({error})") from error
 
 
 def metadata(reader: gguf.GGUFReader, key: str, default: Any = None) -> Any:

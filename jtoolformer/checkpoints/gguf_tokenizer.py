@@ -11,6 +11,7 @@ from gguf import TokenType
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
 from jtoolformer.checkpoints.gguf_metadata import metadata, open_gguf, reader_path
+from jtoolformer.errors import UsageError
 
 
 def _gpt2(add_prefix_space: bool) -> pre_tokenizers.PreTokenizer:
@@ -46,12 +47,12 @@ def gguf_tokenizer(
 
     model = metadata(reader, "tokenizer.ggml.model")
     if model != "gpt2":
-        raise ValueError(
+        raise UsageError(
             f"{path}: tokenizer model {model!r} is not supported; only byte-level BPE ('gpt2') is"
         )
     pre = metadata(reader, "tokenizer.ggml.pre")
     if pre not in _PRE_TOKENIZERS:
-        raise ValueError(
+        raise UsageError(
             f"{path}: pre-tokenizer {pre!r} is not supported; supported: {sorted(_PRE_TOKENIZERS)}"
         )
 
@@ -75,7 +76,7 @@ def gguf_tokenizer(
     add_eos = bool(metadata(reader, "tokenizer.ggml.add_eos_token", False))
     for flag, token_id, what in ((add_bos, bos_id, "BOS"), (add_eos, eos_id, "EOS")):
         if flag and token_id is None:
-            raise ValueError(f"{path}: the tokenizer adds {what} to every text but names no {what} token")
+            raise UsageError(f"{path}: the tokenizer adds {what} to every text but names no {what} token")
     if add_bos or add_eos:
         tokenizer.post_processor = _bos_eos_template(
             tokens, bos_id if add_bos else None, eos_id if add_eos else None

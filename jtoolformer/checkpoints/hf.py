@@ -34,6 +34,11 @@ def read_hf_config(directory: str | Path) -> ModelConfig:
         raise UsageError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(hf, dict):
         raise UsageError(f"{path}: expected a JSON object of config fields, got {type(hf).__name__}")
+    return config_from_hf(hf, path)
+
+
+def config_from_hf(hf: dict, path: Path) -> ModelConfig:
+    """The ModelConfig of a HF config dict read from `path`; a bad field is a UsageError naming the file."""
     model_type = hf.get("model_type")
     if model_type not in ARCH_MODULES:
         raise UsageError(f"{path}: model_type {model_type!r} is not supported; expected one of {sorted(ARCH_MODULES)}")
@@ -87,27 +92,42 @@ def _name_table(cfg: ModelConfig) -> dict[tuple[str, ...], _Tensors]:
     return table
 
 
+def _check_layer_count(source: TensorSource, cfg: ModelConfig) -> None:
+    """The config's layer count against the layers the weights hold, before anything is built per layer
+    (a config.json claiming a billion layers would otherwise trace them all)."""
+    templates = [hf for _, hf, _ in ARCH_MODULES[cfg.arch].HF_NAMES if LAYERED in hf]
+    patterns = [re.compile(re.escape(hf).replace(re.escape(LAYERED), r"(\d+)")) for hf in templates]
+    held = {int(match[1]) for name in source.names() for pattern in patterns if (match := pattern.fullmatch(name))}
+    count = max(held, default=-1) + 1
+    if count != cfg.n_layers:
+        where = source.where(min(source.names(), default=""))
+        raise UsageError(f"{where}: the weights hold {count} layers, but the config says n_layers={cfg.n_layers}")
+
+
 def _check_tensors(source: TensorSource, cfg: ModelConfig, table, flat_abstract) -> None:
     expected = {name: tensors.shape(flat_abstract[path].shape)
                 for path, tensors in table.items() for name in tensors.names}
     present = source.names()
     missing = sorted(set(expected) - present)
     if missing:
-        raise ValueError(f"{source.where(missing[0])}: missing tensors {missing[:5]}"
+        raise UsageError(f"{source.where(missing[0])}: missing tensors {missing[:5]}"
                          f"{' …' if len(missing) > 5 else ''} ({len(missing)} in all) for a {cfg.arch} model")
     ignored = ARCH_MODULES[cfg.arch].HF_IGNORED_SUFFIXES + (("lm_head.weight",) if cfg.tie_embeddings else ())
     unexpected = sorted(n for n in present - set(expected) if not n.endswith(ignored))
     if unexpected:
-        raise ValueError(f"{source.where(unexpected[0])}: unexpected tensors {unexpected[:5]} — the file "
+        raise UsageError(f"{source.where(unexpected[0])}: unexpected tensors {unexpected[:5]} — the file "
                          f"does not match its config.json ({cfg.arch}, {cfg.n_layers} layers)")
     for name, shape in expected.items():
+        if not source.floating(name):
+            raise UsageError(f"{source.where(name)}: tensor {name} is not stored as floating point, as weights are")
         if source.shape(name) != shape:
-            raise ValueError(f"{source.where(name)}: tensor {name} has shape {source.shape(name)}, "
+            raise UsageError(f"{source.where(name)}: tensor {name} has shape {source.shape(name)}, "
                              f"but config.json implies {shape}")
 
 
 def load_params(source: TensorSource, cfg: ModelConfig, mesh: Mesh):
     """Params for `cfg` read from `source`, each device reading only its own shard."""
+    _check_layer_count(source, cfg)
     flat_abstract = flatten_dict(abstract_params(cfg))
     flat_shardings = flatten_dict(param_shardings(cfg, mesh))
     table = _name_table(cfg)

@@ -22,12 +22,14 @@ class TensorSource(Protocol):
     def shape(self, name: str) -> tuple[int, ...]: ...
     def read(self, name: str, index: Index) -> np.ndarray: ...
     def where(self, name: str) -> str: ...  # the file that holds it, for error messages
+    def floating(self, name: str) -> bool: ...  # stored as floating point (weights must be)
 
 
 _SAFETENSORS_DTYPES = {
     "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16,
     "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
 }
+_FLOATING = {"F64", "F32", "F16", "BF16"}
 
 
 class _SafetensorsFile:
@@ -53,6 +55,9 @@ class _SafetensorsFile:
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self.entries[name]["shape"])
 
+    def floating(self, name: str) -> bool:
+        return self.entries[name]["dtype"] in _FLOATING
+
     def read(self, name: str, index: Index) -> np.ndarray:
         entry = self.entries[name]
         dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]])
@@ -65,7 +70,7 @@ class _SafetensorsFile:
         lo, hi = (rows.start, rows.stop) if rows.step == 1 else (0, shape[0])
         block = np.empty((hi - lo,) + shape[1:], dtype)
         if block.nbytes and os.preadv(self.fd, [memoryview(block.reshape(-1).view(np.uint8))], begin + lo * row_bytes) != block.nbytes:
-            raise ValueError(f"{self.path}: tensor {name} is truncated")
+            raise UsageError(f"{self.path}: tensor {name} is truncated")
         first = slice(None) if rows.step == 1 else index[0]
         rest = tuple(index[1:])
         if first == slice(None) and all(s == slice(None) for s in rest):
@@ -147,6 +152,9 @@ class SafetensorsSource:
     def read(self, name: str, index: Index) -> np.ndarray:
         return self._files[self._file_of[name]].read(name, index)
 
+    def floating(self, name: str) -> bool:
+        return self._files[self._file_of[name]].floating(name)
+
     def where(self, name: str) -> str:
         return str(self._file_of.get(name, next(iter(self._files), "?")))
 
@@ -202,6 +210,9 @@ class TorchBinSource:
 
         t = self._tensors[name][index]
         return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+
+    def floating(self, name: str) -> bool:
+        return self._tensors[name].is_floating_point()
 
     def where(self, name: str) -> str:
         return str(self._file_of.get(name, "pytorch_model.bin"))

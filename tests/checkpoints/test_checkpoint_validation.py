@@ -7,6 +7,7 @@ import struct
 import jax
 import numpy as np
 import pytest
+from tokenizers import Tokenizer, models
 
 from jtoolformer.checkpoints.hf import save_hf
 from jtoolformer.errors import UsageError
@@ -67,6 +68,7 @@ def shift(header, name, by):
     (lambda h, body: ({**h, Q0: {**h[Q0], "shape": [64, 32]}}, body), rf"tensor {Q0}: data_offsets .* needs 8192"),
     (lambda h, body: (h, body[:-4]), r"end past the \d+ bytes of data after the header; the file is truncated"),
     (lambda h, body: ({**h, Q0: {**h[Q0], "dtype": "F8_E9M9"}}, body), rf"tensor {Q0}: unknown dtype 'F8_E9M9'"),
+    (lambda h, body: ({**h, Q0: {**h[Q0], "dtype": "I32"}}, body), rf"tensor {Q0} is not stored as floating point"),
     (lambda h, body: ({**h, Q0: {**h[Q0], "shape": [-64, -64]}}, body), r"shape \[-64, -64\] is not a list of sizes >= 0"),
     (lambda h, body: ({**h, Q0: {**h[Q0], "shape": "64x64"}}, body), r"shape '64x64' is not a list"),
     (lambda h, body: ({**h, Q0: {**h[Q0], "data_offsets": h[Q0]["data_offsets"][::-1]}}, body), r"not \[begin, end\]"),
@@ -140,3 +142,13 @@ def test_wrong_config_fields_are_named_with_the_file(copy, changes, message):
 def test_an_unknown_dtype_is_named(saved):
     with pytest.raises(UsageError, match=r"dtype='float16' must be one of \('float32', 'bfloat16'\)"):
         load_model(saved, mesh=make_mesh(devices=jax.devices()[:1]), dtype="float16")
+
+
+@pytest.mark.parametrize(("name", "content"), [("tokenizer.json", "{broken"), ("tokenizer.json", '{"model": 3}'),
+                                               ("tokenizer_config.json", "[unclosed")])
+def test_an_unreadable_tokenizer_is_named_before_the_weights_load(copy, name, content):
+    Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>")).save(str(copy / "tokenizer.json"))
+    (copy / name).write_text(content)
+    (copy / "model.safetensors").write_bytes(b"")  # never reached
+    with pytest.raises(UsageError, match=rf"^{copy}: its tokenizer .* cannot be read"):
+        load(copy)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from safetensors.numpy import load_file, save_file
 
 from jtoolformer.checkpoints.hf import load_hf, save_hf
 from jtoolformer.lm import load_model
@@ -84,10 +85,23 @@ def test_missing_and_unexpected_tensors(tiny, tmp_path):
     shutil.copytree(d, tmp_path, dirs_exist_ok=True)
     cfg = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**cfg, "n_layer": 3}))
-    with pytest.raises(ValueError, match=r"missing tensors \['transformer\.h\.2\."):
+    with pytest.raises(ValueError, match=r"the weights hold 2 layers, but the config says n_layers=3"):
         load_hf(tmp_path, one_device())
     (tmp_path / "config.json").write_text(json.dumps({**cfg, "n_layer": 1}))
-    with pytest.raises(ValueError, match=r"unexpected tensors \['transformer\.h\.1\."):
+    with pytest.raises(ValueError, match=r"the weights hold 2 layers, but the config says n_layers=1"):
+        load_hf(tmp_path, one_device())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "n_layer": 10**9}))  # would trace for hours
+    with pytest.raises(ValueError, match=r"the weights hold 2 layers, but the config says n_layers=1000000000"):
+        load_hf(tmp_path, one_device())
+    weights = tmp_path / "model.safetensors"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    data = weights.read_bytes()
+    weights.write_bytes(data.replace(b"transformer.h.1.ln_1.bias", b"transformer.h.1.ln_1.bia_"))
+    with pytest.raises(ValueError, match=r"missing tensors \['transformer\.h\.1\.ln_1\.bias'\]"):
+        load_hf(tmp_path, one_device())
+    weights.write_bytes(data)
+    save_file({**load_file(weights), "transformer.h.1.extra.weight": np.zeros(2, np.float32)}, weights)
+    with pytest.raises(ValueError, match=r"unexpected tensors \['transformer\.h\.1\.extra\.weight'\]"):
         load_hf(tmp_path, one_device())
 
 
