@@ -59,8 +59,12 @@ class Range:
         if within and finite:
             return None
         kind = "an integer" if isinstance(value, int) else "a finite number" if self.finite else "a number"
-        limits = " and ".join(f"{op} {bound:g}" for op, bound in bounds if bound is not None)
+        limits = " and ".join(f"{op} {_number(bound)}" for op, bound in bounds if bound is not None)
         return f"must be {kind}" + (f" {limits}" if limits else "")
+
+
+def _number(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 def _holds(value: float, op: str, bound: float) -> bool:
@@ -139,8 +143,8 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
                 raise UsageError(f"override {item!r}: {part!r} was already given a value")
         try:
             node[leaf] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise UsageError(f"override {item!r}: the value is not valid YAML ({_one_line(e)})") from None
+        except _YAML_ERRORS as e:
+            raise UsageError(f"override {item[:80]!r}: the value is not valid YAML ({_one_line(e)})") from None
     return tree
 
 
@@ -194,8 +198,12 @@ def _yaml_float(kind: Any, value: Any) -> Any:
     return value
 
 
+# ValueError: int() refusing a literal of over 4300 digits; RecursionError: nesting too deep to build.
+_YAML_ERRORS = (yaml.YAMLError, ValueError, RecursionError)
+
+
 def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -204,7 +212,7 @@ def read_yaml(path: str | Path) -> Any:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: cannot read the config ({getattr(e, 'strerror', None) or e})") from None
-    except yaml.YAMLError as e:
+    except _YAML_ERRORS as e:
         raise UsageError(f"{path}: not valid YAML ({_one_line(e)})") from None
 
 

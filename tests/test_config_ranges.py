@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 import typing
 
 import pytest
@@ -34,7 +35,7 @@ CONFIGS = [(AnnotateConfig, {}), (TrainConfig, {}), (MeshConfig, {}), (OptimConf
     (TrainConfig, "checkpoint.save_every=0", r"checkpoint.save_every=0 must be an integer >= 1"),
     (TrainConfig, "remat=yes please", r"remat='yes please' must be true or false"),
     (TrainConfig, "peak_tflops_per_device=-3", r"peak_tflops_per_device=-3 must be a finite number > 0"),
-    (TrainConfig, "seed=-1", r"seed=-1 must be an integer >= 0"),
+    (TrainConfig, "seed=-1", r"seed=-1 must be an integer >= 0 and < 4294967296"),
 ])
 def test_an_out_of_range_value_is_one_line_naming_the_field(cls, override, message):
     with pytest.raises(UsageError, match=rf"^overrides: {message}$") as error:
@@ -92,3 +93,15 @@ def test_config_file_problems_name_the_file(tmp_path, content, message):
         path.write_text(content)
     with pytest.raises(UsageError, match=rf"^{path}: .*{message}"):
         yaml_config.load(AnnotateConfig, path, [])
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("steps=" + "1" * 5000, "not valid YAML (Exceeds the limit (4300 digits)"),
+    ("steps=" + "[" * 100_000, "not valid YAML (maximum recursion depth exceeded"),
+    ("seed=4294967296", "seed=4294967296 must be an integer >= 0 and < 4294967296"),
+    ("optim.learning_rate.x=1", "optim.learning_rate={'x': 1} must be a number"),
+    ("mesh.data=-1.0", "mesh.data=-1.0 must be an integer"),
+])
+def test_hostile_override_values_are_usage_errors(override, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        yaml_config.load(TrainConfig, None, [override])

@@ -78,7 +78,7 @@ class TrainConfig(Checked):
     seq_len: int = setting(1024, ge=1)
     dtype: str = setting("bfloat16", choices=DTYPES)  # compute dtype; params, optimizer and losses stay float32
     remat: bool = False  # recompute each layer's activations in the backward pass
-    seed: int = setting(0, ge=0)
+    seed: int = setting(0, ge=0, lt=2**32)
     log_every: int = setting(10, ge=1)
     peak_tflops_per_device: float | None = setting(None, gt=0)  # for MFU; None: measured by a matmul at start-up
     distributed: bool = False  # jax.distributed start-up (multi-host pods)
