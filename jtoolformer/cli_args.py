@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import jax
 from jax.sharding import Mesh
@@ -22,8 +23,23 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def add_coordinator_args(parser: argparse.ArgumentParser) -> None:
     """Where jax.distributed cannot find the other processes itself (not a TPU VM or SLURM)."""
     parser.add_argument("--coordinator", default=None, help="host:port of process 0 (multi-host, off TPU/SLURM)")
-    parser.add_argument("--num-processes", type=int, default=None, help="with --coordinator: how many processes")
-    parser.add_argument("--process-id", type=int, default=None, help="with --coordinator: this process's rank")
+    parser.add_argument("--num-processes", type=at_least(1), default=None, help="with --coordinator: how many processes")
+    parser.add_argument("--process-id", type=at_least(0), default=None, help="with --coordinator: this process's rank")
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= `minimum`; argparse names the option in its error and exits 2."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    return integer
 
 
 def mesh_from_text(text: str) -> Mesh:

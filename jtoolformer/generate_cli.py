@@ -7,7 +7,7 @@ import argparse
 import datetime as dt
 import sys
 
-from jtoolformer.cli_args import add_model_args, load_from_args
+from jtoolformer.cli_args import add_model_args, at_least, load_from_args
 from jtoolformer.decoding import Sampling
 from jtoolformer.errors import UsageError
 from jtoolformer.generate import CallRecord, PieceKind, ToolGenerator
@@ -27,15 +27,15 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
     parser.add_argument("--tools", default="calculator,calendar,wikisearch",
                         help="comma-separated: calculator,calendar,wikisearch,qa,mt")
     parser.add_argument("--disable-tools", action="store_true", help="API-start tokens get probability 0")
-    parser.add_argument("--max-calls", type=int, default=1, help="calls per prompt (the paper: 1)")
-    parser.add_argument("--trigger-top-k", type=int, default=10,
+    parser.add_argument("--max-calls", type=at_least(0), default=1, help="calls per prompt (the paper: 1)")
+    parser.add_argument("--trigger-top-k", type=at_least(0), default=10,
                         help="start a call wherever '[' is among the k most likely tokens; 0: only where decoding "
                              "picks it")
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="tokens the model writes (results extra)")
+    parser.add_argument("--max-new-tokens", type=at_least(1), default=64, help="tokens the model writes (results extra)")
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--timeout", type=timeout_seconds, default=10.0,
                         help="seconds a tool call may take (0: no limit)")
     parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date.today(),

@@ -98,3 +98,20 @@ def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr == "jtoolformer train: error: overrides: steps=-3 must be an integer >= 1\n"
+
+
+@pytest.mark.parametrize("argv", [
+    ["annotate", "--out", "x", "--limit", "-5"],  # kept all but the last 5 documents
+    ["generate", "--max-new-tokens", "-1", "Hi"],
+    ["generate", "--max-calls", "-2", "Hi"],
+    ["generate", "--seed", "-1", "Hi"],
+    ["eval", "--model", "m", "--data-dir", ".", "--out", "o", "--batch-size", "0"],
+    ["eval", "--model", "m", "--data-dir", ".", "--out", "o", "--limit", "-1"],
+    ["annotate", "--out", "x", "--num-processes", "0"],
+    ["annotate", "--out", "x", "--process-id", "two"],
+])
+def test_negative_counts_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    assert f"argument {next(a for a in argv if a.startswith('--') and a not in ('--out', '--model', '--data-dir'))}" in capsys.readouterr().err

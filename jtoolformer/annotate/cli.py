@@ -9,7 +9,7 @@ import jax
 
 from jtoolformer import yaml_config
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, run_annotation
-from jtoolformer.cli_args import add_coordinator_args, mesh_from_text
+from jtoolformer.cli_args import add_coordinator_args, at_least, mesh_from_text
 from jtoolformer.data.corpus import DEMO_CORPUS, describe_skips, open_corpus
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.sharding import initialize_distributed
@@ -71,7 +71,7 @@ def add_annotate_command(subparsers) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor over this host's devices")
-    p.add_argument("--limit", type=int, default=0, help="only the first N documents")
+    p.add_argument("--limit", type=at_least(0), default=0, help="only the first N documents")
     p.add_argument("--distributed", action="store_true",
                    help="one process per host (jax.distributed); all share --out and annotate their shards")
     add_coordinator_args(p)

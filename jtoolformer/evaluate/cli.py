@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from jtoolformer.cli_args import at_least
 from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.harness import evaluate
 from jtoolformer.evaluate.protocols import Generator, Scorer
@@ -65,7 +66,7 @@ def add_eval_command(
         "--tfds-data-dir", type=Path, default=None, help="TFDS data dir (default: TFDS's)"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--limit", type=int, default=None, help="examples per task (default: all)")
+    parser.add_argument("--limit", type=at_least(1), default=None, help="examples per task (default: all)")
     parser.add_argument(
         "--modes",
         type=_comma_list,
@@ -73,8 +74,8 @@ def add_eval_command(
         help=f"comma-separated, from {','.join(MODES)}",
     )
     parser.add_argument(
-        "--trigger-top-k", type=int, default=10, help="start a call when <API> is in the top k"
+        "--trigger-top-k", type=at_least(0), default=10, help="start a call when <API> is in the top k"
     )
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=at_least(1), default=16)
     parser.set_defaults(func=lambda args: run_eval(args, make_generator_and_scorer))
     return parser
