@@ -6,6 +6,7 @@ again, continues from what is there.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from jtoolformer.data.corpus import DEMO_CORPUS
 from jtoolformer.generate import ToolGenerator
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.tools.base import ToolContext
-from jtoolformer.tools.registry import make_tools
+from jtoolformer.tools.cli import add_backend_args, backends_from_args
+from jtoolformer.tools.registry import ToolBackends, describe_backends
 from jtoolformer.train import train_on
 from jtoolformer.train.config import load_train_config
 from jtoolformer.train.loop import train_mesh
@@ -30,8 +32,12 @@ PROMPTS = (
 )
 
 
-def run_demo(out: Path, model: str = DEFAULT_MODEL, documents: int = 40, progress: bool = True) -> None:
+def run_demo(out: Path, model: str = DEFAULT_MODEL, documents: int = 40, progress: bool = True,
+             backends: ToolBackends | None = None) -> None:
+    """`backends`: what backs WikiSearch, QA and MT; None: the demo config's (the bundled passages)."""
     cfg = yaml_config.load(AnnotateConfig, CONFIGS / "annotate_demo.yaml")
+    if backends is not None:
+        cfg = dataclasses.replace(cfg, index=backends.index, mt_model=backends.mt_model)
     print(f"1/3 annotate: {documents} documents of {DEMO_CORPUS.name} with {cfg.tools}")
     stats = annotate_corpus(cfg, model, str(DEMO_CORPUS), out / "annotate", limit=documents, stride=7,
                             progress=progress)
@@ -48,7 +54,7 @@ def run_demo(out: Path, model: str = DEFAULT_MODEL, documents: int = 40, progres
         print("\n2/3 no call passed the filter, so there is nothing to fine-tune on: the base model generates")
         lm = load_model(model)
     print("\n3/3 generate with tools")
-    show_generations(lm, PROMPTS)
+    show_generations(lm, PROMPTS, ToolBackends(cfg.index, cfg.mt_model))
 
 
 def add_demo_command(subparsers) -> None:
@@ -56,12 +62,17 @@ def add_demo_command(subparsers) -> None:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--documents", type=int, default=40, help="documents of the demo corpus to annotate")
-    p.set_defaults(func=lambda args: run_demo(Path(args.out), args.model, args.documents) or 0)
+    add_backend_args(p)
+    p.set_defaults(func=lambda args: run_demo(Path(args.out), args.model, args.documents,
+                                              backends=backends_from_args(args)) or 0)
 
 
-def show_generations(lm, prompts) -> None:
+def show_generations(lm, prompts, backends: ToolBackends = ToolBackends()) -> None:
     """Greedy decoding with the paper's top-10 trigger and one call per prompt; calls in colour."""
-    generator = ToolGenerator(lm, make_tools("calculator,calendar,wikisearch"))
+    tools = backends.make_tools("calculator,calendar,wikisearch", generator=lm)
+    for line in describe_backends(tools):
+        print(line)
+    generator = ToolGenerator(lm, tools)
     context = ToolContext(date=datetime.date.today())
     for prompt, gen in zip(prompts, generator(list(prompts), max_new_tokens=32, contexts=[context] * len(prompts))):
         text = gen.text.split("\n")[0]

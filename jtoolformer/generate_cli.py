@@ -12,8 +12,8 @@ from jtoolformer.decoding import Sampling
 from jtoolformer.errors import UsageError
 from jtoolformer.generate import CallRecord, PieceKind, ToolGenerator
 from jtoolformer.tools.base import ToolContext
-from jtoolformer.tools.cli import timeout_seconds
-from jtoolformer.tools.registry import make_tools, tool_keys
+from jtoolformer.tools.cli import add_backend_args, backends_from_args, timeout_seconds
+from jtoolformer.tools.registry import describe_backends, tool_keys
 
 _STYLES: dict[PieceKind, str] = {"text": "\033[1m", "call": "\033[36m", "result": "\033[32m"}
 _RESET, _DIM = "\033[0m", "\033[2m"
@@ -40,6 +40,7 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
                         help="seconds a tool call may take (0: no limit)")
     parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date.today(),
                         help="the date Calendar reports (YYYY-MM-DD; default today)")
+    add_backend_args(parser)
     parser.set_defaults(func=run_generate_command)
     return parser
 
@@ -47,12 +48,16 @@ def add_generate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
 def run_generate_command(args: argparse.Namespace) -> int:
     sampling = Sampling(args.temperature, args.top_k, args.top_p)  # settings and tools checked before the load
     tool_keys(args.tools)
+    backends = backends_from_args(args)
+    backends.check()
     lm = load_from_args(args)
     if lm.tokenizer is None:
         raise UsageError(f"model {args.model!r} has no tokenizer; use a checkpoint directory with tokenizer.json, "
                          "a .gguf, or smollm2-135m")
-    generate = ToolGenerator(lm, make_tools(args.tools, generator=lm), timeout_s=args.timeout,
-                             max_calls=args.max_calls, sampling=sampling)
+    tools = backends.make_tools(args.tools, generator=lm)
+    for line in describe_backends(tools):  # stderr: stdout is the generated text
+        print(line, file=sys.stderr)
+    generate = ToolGenerator(lm, tools, timeout_s=args.timeout, max_calls=args.max_calls, sampling=sampling)
     styled = sys.stdout.isatty()
 
     def show(row: int, text: str, kind: PieceKind) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -13,7 +14,8 @@ from jtoolformer.cli_args import add_coordinator_args, at_least, mesh_from_text
 from jtoolformer.data.corpus import DEMO_CORPUS, describe_skips, open_corpus
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.sharding import initialize_distributed
-from jtoolformer.tools.registry import make_tools, tool_keys
+from jtoolformer.tools.cli import add_backend_args, backends_from_args
+from jtoolformer.tools.registry import ToolBackends, describe_backends, tool_keys
 
 
 def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mesh_sizes: str = "-1,1,1",
@@ -23,12 +25,16 @@ def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mes
     (the first `limit` of them, when given); returns the statistics (on host 0; {} on the others)."""
     mesh = mesh_from_text(mesh_sizes)
     tool_keys(cfg.tools)
+    backends = ToolBackends(cfg.index, cfg.mt_model)
+    backends.check()
     out.mkdir(parents=True, exist_ok=True)
     documents = open_corpus(corpus, data_dir or str(out / "corpus_tfds"))
     if jax.process_index() == 0:
         yaml_config.save(cfg, out / "annotate_config.yaml")
     lm = load_model(model, mesh=mesh)
-    tools = make_tools(cfg.tools, generator=lm)
+    tools = backends.make_tools(cfg.tools, generator=lm)
+    for line in describe_backends(tools):
+        print(line)
     return run_annotation(Annotator(lm, tools, cfg), documents[::stride][: limit or None], out, progress=progress,
                           corpus_skipped=documents.skipped)
 
@@ -36,6 +42,8 @@ def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mes
 def _run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"tools={args.tools}"] if args.tools else [])
     cfg = yaml_config.load(AnnotateConfig, args.config, overrides)
+    backends = backends_from_args(args, ToolBackends(cfg.index, cfg.mt_model))
+    cfg = dataclasses.replace(cfg, index=backends.index, mt_model=backends.mt_model)
     initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
     stats = annotate_corpus(cfg, args.model, args.corpus, Path(args.out), args.mesh, args.data_dir, args.limit)
     if stats:
@@ -75,6 +83,7 @@ def add_annotate_command(subparsers) -> None:
     p.add_argument("--distributed", action="store_true",
                    help="one process per host (jax.distributed); all share --out and annotate their shards")
     add_coordinator_args(p)
+    add_backend_args(p)
     p.add_argument("overrides", nargs="*", help="key=value overrides of the config")
     p.set_defaults(func=_run)
 

@@ -48,6 +48,8 @@ class AnnotateConfig:
     max_positions: int = 0  # k; 0: the tool's own (paper) value
     calls_per_position: int = 0  # m; 0: the tool's own (paper) value
     filter_threshold: float | None = None  # τ_f; None: the tool's own (paper) value
+    index: str | None = None  # WikiSearch and QA passages: an index directory (`index build`); None: the demo set
+    mt_model: str | None = None  # MT: a seq2seq checkpoint directory (e.g. NLLB); None: the LM prompted to translate
 
     def fingerprint(self) -> dict:
         return dataclasses.asdict(self)

@@ -12,8 +12,10 @@ from jtoolformer.evaluate.harness import evaluate
 from jtoolformer.evaluate.protocols import Generator, Scorer
 from jtoolformer.evaluate.results import MODES
 from jtoolformer.evaluate.tasks import FAMILIES, DataSources, resolve_tasks
+from jtoolformer.tools.cli import add_backend_args, backends_from_args
+from jtoolformer.tools.registry import ToolBackends
 
-ModelFactory = Callable[[str, str | None], tuple[Generator, Scorer]]
+ModelFactory = Callable[[str, str | None, ToolBackends], tuple[Generator, Scorer]]
 
 
 def _comma_list(text: str) -> list[str]:
@@ -24,7 +26,9 @@ def run_eval(args: argparse.Namespace, make_generator_and_scorer: ModelFactory) 
     tasks = resolve_tasks(args.tasks)
     if not args.data_dir.is_dir():  # checked before the model loads
         raise UsageError(f"--data-dir {args.data_dir}: no such folder; give the folder of the tasks' releases")
-    generator, scorer = make_generator_and_scorer(args.model, args.mesh)
+    backends = backends_from_args(args)
+    backends.check()
+    generator, scorer = make_generator_and_scorer(args.model, args.mesh, backends)
     results = evaluate(
         generator,
         scorer,
@@ -46,7 +50,8 @@ def add_eval_command(
     subparsers: argparse._SubParsersAction, make_generator_and_scorer: ModelFactory
 ) -> argparse.ArgumentParser:
     """Adds `eval`; its parsed args carry ``func(args)``, which runs it with the model that
-    ``make_generator_and_scorer(args.model, args.mesh)`` builds."""
+    ``make_generator_and_scorer(args.model, args.mesh, backends)`` builds, its tools backed by
+    ``backends`` (--index, --mt-model)."""
     parser = subparsers.add_parser("eval", help="evaluate a model on the paper's downstream tasks")
     parser.add_argument(
         "--model", required=True, help="the model to evaluate (passed to the model factory)"
@@ -77,5 +82,6 @@ def add_eval_command(
         "--trigger-top-k", type=at_least(0), default=10, help="start a call when <API> is in the top k"
     )
     parser.add_argument("--batch-size", type=at_least(1), default=16)
+    add_backend_args(parser)
     parser.set_defaults(func=lambda args: run_eval(args, make_generator_and_scorer))
     return parser

@@ -4,7 +4,7 @@ text negative log-likelihoods."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -15,15 +15,17 @@ from jtoolformer.generate import Generation, ToolGenerator
 from jtoolformer.lm import LM, load_model
 from jtoolformer.losses import output_head, token_logprobs
 from jtoolformer.sharding import activation_mesh, batch_sharding
-from jtoolformer.tools.base import ToolContext
-from jtoolformer.tools.registry import TOOL_KEYS, make_tools
+from jtoolformer.tools.base import Tool, ToolContext
+from jtoolformer.tools.registry import TOOL_KEYS, ToolBackends, describe_backends
 
 
 class LMGenerator:
     """Greedy decoding with the paper's top-k trigger and at most one call per prompt."""
 
-    def __init__(self, lm: LM):
-        self.generator = ToolGenerator(lm, make_tools(",".join(TOOL_KEYS), generator=lm), max_calls=1)
+    def __init__(self, lm: LM, tools: Mapping[str, Tool] | None = None):
+        """`tools`: by API name; default: all five, on their default backends."""
+        tools = tools if tools is not None else ToolBackends().make_tools(TOOL_KEYS, generator=lm)
+        self.generator = ToolGenerator(lm, tools, max_calls=1)
 
     def __call__(self, prompts: list[str], *, max_new_tokens: int, tools: Sequence[str],
                  trigger_top_k: int | None, calendar_dates: Sequence[datetime.date | None]) -> list[Generation]:
@@ -69,7 +71,12 @@ class LMScorer:
         return out
 
 
-def make_generator_and_scorer(model: str, mesh: str | None = None) -> tuple[LMGenerator, LMScorer]:
-    """`mesh`: "data,fsdp,tensor" sizes over this host's devices; None: one device."""
+def make_generator_and_scorer(model: str, mesh: str | None = None,
+                              backends: ToolBackends = ToolBackends()) -> tuple[LMGenerator, LMScorer]:
+    """`mesh`: "data,fsdp,tensor" sizes over this host's devices; None: one device. Prints what backs
+    the tools."""
     lm = load_model(model, mesh=None if mesh is None else mesh_from_text(mesh))
-    return LMGenerator(lm), LMScorer(lm)
+    tools = backends.make_tools(TOOL_KEYS, generator=lm)
+    for line in describe_backends(tools):
+        print(line)
+    return LMGenerator(lm, tools), LMScorer(lm)

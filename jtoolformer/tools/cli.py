@@ -6,7 +6,24 @@ import argparse
 import time
 
 from jtoolformer.tools.executor import check_timeout
+from jtoolformer.tools.registry import ToolBackends
 from jtoolformer.tools.retrieval import build_index
+
+
+def add_backend_args(parser: argparse.ArgumentParser) -> None:
+    """--index and --mt-model, the backends of WikiSearch, QA and MT (see `backends_from_args`)."""
+    parser.add_argument("--index", default=None,
+                        help="passage index for WikiSearch and QA, built by `jtoolformer index build`; "
+                             "default: the 125 bundled demo passages")
+    parser.add_argument("--mt-model", default=None,
+                        help="local seq2seq translation checkpoint for MT (e.g. NLLB); "
+                             "default: the language model, prompted to translate")
+
+
+def backends_from_args(args: argparse.Namespace, default: ToolBackends = ToolBackends()) -> ToolBackends:
+    """The backends given on the command line, each over `default` (e.g. from a config file)."""
+    return ToolBackends(args.index if args.index is not None else default.index,
+                        args.mt_model if args.mt_model is not None else default.mt_model)
 
 
 def timeout_seconds(text: str) -> float:

@@ -64,7 +64,8 @@ class Seq2SeqTranslator:
         except ImportError as error:
             raise ImportError("Seq2SeqTranslator needs transformers and torch: "
                               "pip install transformers torch") from error
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        # Text is text: "</s>" or "fra_Latn" written in it are not the control tokens.
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, split_special_tokens=True)
         self._model = AutoModelForSeq2SeqLM.from_pretrained(self.model_dir).eval()
 
     def translate(self, texts: Sequence[str], languages: Sequence[str]) -> list[str]:

@@ -106,14 +106,17 @@ def _bm25s():
 
 
 class PassageIndex:
-    """BM25 (bm25s, Lucene variant, English stop words) over titled passages."""
+    """BM25 (bm25s, Lucene variant, English stop words) over titled passages; `origin` says where
+    they came from (an index directory, or a description)."""
 
-    def __init__(self, retriever: bm25s.BM25, passages: Sequence[Passage]):
+    def __init__(self, retriever: bm25s.BM25, passages: Sequence[Passage], origin: str = "memory"):
         self._retriever = retriever
         self._passages = passages
+        self.origin = origin
 
     @classmethod
-    def from_passages(cls, passages: Iterable[Passage], *, show_progress: bool = False) -> PassageIndex:
+    def from_passages(cls, passages: Iterable[Passage], *, show_progress: bool = False,
+                      origin: str = "memory") -> PassageIndex:
         """An in-memory index (save it with `save`)."""
         bm25s = _bm25s()
         passages = list(passages)
@@ -123,23 +126,16 @@ class PassageIndex:
                                 show_progress=show_progress)
         retriever = bm25s.BM25()
         retriever.index(tokens, show_progress=show_progress)
-        return cls(retriever, passages)
+        return cls(retriever, passages, origin)
 
     @classmethod
     def load(cls, directory: str | Path) -> PassageIndex:
         """Opens a saved index; the score arrays and passages stay on disk, memory-mapped."""
         directory = Path(directory)
-        meta_path = directory / _META
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"{directory} is not a passage index (no {_META}); build one with "
-                                    "`jtoolformer index build --source S --out D`")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != INDEX_FORMAT:
-            raise ValueError(f"{meta_path}: index format {meta.get('format')}, this code reads {INDEX_FORMAT}; "
-                             "rebuild the index")
+        check_index(directory)
         bm25s = _bm25s()
         retriever = bm25s.BM25.load(directory, mmap=True)
-        return cls(retriever, _MappedPassages(directory))
+        return cls(retriever, _MappedPassages(directory), str(directory))
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -175,6 +171,22 @@ class PassageIndex:
         vocabulary = self._retriever.vocab_dict
         ids = dict.fromkeys(vocabulary[t] for t in terms if t and t in vocabulary)
         return list(ids)[:MAX_QUERY_TERMS]
+
+
+def check_index(directory: str | Path) -> None:
+    """Whether `directory` holds an index this code reads (cheap: reads meta.json only); else a
+    FileNotFoundError or ValueError that says what to do."""
+    meta_path = Path(directory) / _META
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{directory} is not a passage index (no {_META}); build one with "
+                                "`jtoolformer index build --source S --out D`")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{meta_path}: unreadable ({error}); rebuild the index") from None
+    if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ValueError(f"{meta_path}: index format {found}, this code reads {INDEX_FORMAT}; rebuild the index")
 
 
 def build_index(source: str | Path, out_dir: str | Path, *, show_progress: bool = False) -> PassageIndex:

@@ -14,7 +14,7 @@ from jtoolformer.tools.text import shorten
 def bundled_index() -> PassageIndex:
     """An in-memory index of the small passage collection shipped with the package (tests, demos)."""
     with resources.as_file(resources.files("jtoolformer.tools") / "data" / "passages.jsonl") as path:
-        return PassageIndex.from_passages(read_passages(path))
+        return PassageIndex.from_passages(read_passages(path), origin="the bundled demo set")
 
 
 class WikiSearch(PromptedTool):

@@ -7,6 +7,7 @@ from eval_fakes import LookupGenerator, words_scorer
 
 from jtoolformer.evaluate.cli import add_eval_command
 from jtoolformer.evaluate.tasks import DataSources, resolve_tasks
+from jtoolformer.tools.registry import ToolBackends
 
 
 def _parser(factory) -> argparse.ArgumentParser:
@@ -20,8 +21,8 @@ def test_eval_command_builds_the_model_and_writes_the_report(
 ) -> None:
     asked = []
 
-    def factory(model_spec: str, mesh: str | None):
-        asked.append((model_spec, mesh))
+    def factory(model_spec: str, mesh: str | None, backends):
+        asked.append((model_spec, mesh, backends))
         examples = list(resolve_tasks("lama_squad")[0].load(sources))
         return LookupGenerator(
             {e.prompt: e.answers[0] for e in examples}, {examples[0].prompt}
@@ -52,7 +53,7 @@ def test_eval_command_builds_the_model_and_writes_the_report(
         ]
     )
     args.func(args)
-    assert asked == [("ckpt/step_2000", "1,8,1")]
+    assert asked == [("ckpt/step_2000", "1,8,1", ToolBackends())]
     payload = json.loads((out / "results.json").read_text())
     assert payload["run"] == {"model": "ckpt/step_2000", "trigger_top_k": 3, "limit": 2}
     assert [(r["task"], r["mode"], r["value"]) for r in payload["results"]] == [
@@ -63,7 +64,7 @@ def test_eval_command_builds_the_model_and_writes_the_report(
 
 
 def test_eval_command_defaults() -> None:
-    args = _parser(lambda spec, mesh: None).parse_args(
+    args = _parser(lambda spec, mesh, backends: None).parse_args(
         ["eval", "--model", "m", "--data-dir", "d", "--out", "o"]
     )
     assert args.tasks == "lama,math,qa,mlqa,temporal,perplexity"

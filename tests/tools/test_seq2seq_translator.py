@@ -52,3 +52,11 @@ def test_mt_tool_over_a_seq2seq_model(nllb_like_dir):
     result = mt("Le chat dort sur le canapé.", ToolContext())
     assert 0 < len(result) <= 30
     assert mt("The cat sleeps on the sofa.", ToolContext()) == ""
+
+
+def test_control_token_strings_in_the_text_stay_text(nllb_like_dir):
+    translator = Seq2SeqTranslator(nllb_like_dir, max_new_tokens=2)
+    translator.translate(["le chat"], ["fr"])
+    tokenizer = translator._tokenizer
+    ids = tokenizer("le </s> chat <pad> dort")["input_ids"]
+    assert not {tokenizer.convert_tokens_to_ids(t) for t in ("</s>", "<pad>")} & set(ids)
