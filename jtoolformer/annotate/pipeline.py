@@ -30,24 +30,25 @@ from jtoolformer.sharding import sync_hosts
 from jtoolformer.tools.base import Tool, ToolContext
 from jtoolformer.tools.calls import ARROWS, CALL_END, ToolCall, clean_result, format_call, parse_partial_call
 from jtoolformer.tools.executor import ToolExecutor, ToolRequest
+from jtoolformer.yaml_config import Checked, setting
 
 REPORT_THRESHOLDS = (0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
-class AnnotateConfig:
+class AnnotateConfig(Checked):
     tools: str = "calculator,calendar,wikisearch"
-    seed: int = 0
-    batch_docs: int = 16  # documents per device batch (stage 1; their k·m calls are then sampled together)
-    shard_size: int = 64  # documents per output shard
-    max_doc_tokens: int = 256  # longer documents are skipped (counted)
-    max_call_tokens: int = 32
-    max_rows: int = 64  # rows per scoring call (a batch's calls are all sampled together)
-    temperature: float = 1.0  # for sampling calls
-    tool_timeout_s: float = 10.0
-    max_positions: int = 0  # k; 0: the tool's own (paper) value
-    calls_per_position: int = 0  # m; 0: the tool's own (paper) value
-    filter_threshold: float | None = None  # τ_f; None: the tool's own (paper) value
+    seed: int = setting(0, ge=0)
+    batch_docs: int = setting(16, ge=1)  # documents per stage-1 batch
+    shard_size: int = setting(64, ge=1)  # documents per output shard
+    max_doc_tokens: int = setting(256, ge=1)  # longer documents are skipped (counted)
+    max_call_tokens: int = setting(32, ge=1)
+    max_rows: int = setting(64, ge=1)  # rows per scoring call
+    temperature: float = setting(1.0, gt=0)  # for sampling calls
+    tool_timeout_s: float = setting(10.0, ge=0)  # 0: no limit
+    max_positions: int = setting(0, ge=0)  # k; 0: the tool's own (paper) value
+    calls_per_position: int = setting(0, ge=0)  # m; 0: the tool's own (paper) value
+    filter_threshold: float | None = setting(None)  # τ_f; None: the tool's own (paper) value
     index: str | None = None  # WikiSearch and QA passages: an index directory (`index build`); None: the demo set
     mt_model: str | None = None  # MT: a seq2seq checkpoint directory (e.g. NLLB); None: the LM prompted to translate
 
