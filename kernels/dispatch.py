@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
+from collections.abc import Callable
 
 import jax
 
@@ -18,18 +20,31 @@ def _log_fallback(op: str, backend: str) -> None:
     log.info("%s: Pallas kernels need a TPU or GPU; the %s backend runs the XLA version", op, backend)
 
 
-def resolve_impl(impl: str, op: str) -> str:
-    """"xla" or "pallas" for operation `op`. "auto" is Pallas on TPU and GPU and XLA elsewhere (logged
-    once per operation); "pallas" on the CPU runs the kernel in interpret mode."""
+@functools.cache
+def _passes(op: str, backend: str, self_check: Callable[[str], None]) -> bool:
+    try:  # in a thread of its own: JAX's tracing state is per thread, and this may be asked mid-trace
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(self_check, backend).result()
+    except Exception as error:  # noqa: BLE001 - whatever stops the kernel (lowering, compiling, wrong numbers) means XLA
+        log.warning("%s: the Pallas kernel failed its check on %s, running the XLA version: %s", op, backend, error)
+        return False
+    return True
+
+
+def resolve_impl(impl: str, op: str, self_check: Callable[[str], None] | None = None,
+                 backend: str | None = None) -> str:
+    """"xla" or "pallas" for operation `op`. "auto" is Pallas on TPU and GPU, provided the kernel passes
+    `self_check(backend)` there (a small instance against its reference, run once per process), and
+    XLA otherwise; a fallback is logged once. "pallas" on the CPU runs the kernel in interpret mode."""
     if impl not in IMPLS:
         raise ValueError(f"{op}: implementation {impl!r}; expected one of {IMPLS}")
     if impl != "auto":
         return impl
-    backend = jax.default_backend()
-    if backend in KERNEL_BACKENDS:
-        return "pallas"
-    _log_fallback(op, backend)
-    return "xla"
+    backend = backend or jax.default_backend()
+    if backend not in KERNEL_BACKENDS:
+        _log_fallback(op, backend)
+        return "xla"
+    return "pallas" if self_check is None or _passes(op, backend, self_check) else "xla"
 
 
 def kernel_backend() -> tuple[str, bool]:

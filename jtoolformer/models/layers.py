@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec
 
 from jtoolformer.kernels.dispatch import kernel_backend, resolve_impl
-from jtoolformer.kernels.prefix_decode_attention import prefix_decode_attention
+from jtoolformer.kernels.prefix_decode_attention import prefix_decode_attention, self_check
 from jtoolformer.sharding import active_mesh, constrain
 
 F32 = jnp.float32
@@ -182,7 +182,7 @@ def self_attention(
     q, k, v = project_qkv(x, cfg, use_bias=use_bias, sin=sin, cos=cos, interleaved=interleaved)
     k_all = write_cache(k_cache, k, cache_index, slot_axis=3)
     v_all = write_cache(v_cache, v, cache_index, slot_axis=2)
-    if q.shape[1] == 1 and resolve_impl(cfg.attention_impl, "decode attention") == "pallas":
+    if q.shape[1] == 1 and resolve_impl(cfg.attention_impl, "decode attention", self_check) == "pallas":
         out = decode_attention(q, k_all, v_all, mask, prefix_k, prefix_v)
     else:
         out = attention(q, k_all, v_all, mask, prefix_k, prefix_v)

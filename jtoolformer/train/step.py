@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jtoolformer.kernels import vocab_logprobs
 from jtoolformer.kernels.dispatch import resolve_impl
 from jtoolformer.losses import output_head, token_logprobs
 from jtoolformer.models import DecoderLM, ModelConfig, abstract_params, param_shardings
@@ -83,7 +84,7 @@ class Trainer:
     # -- losses --------------------------------------------------------------------------------------
     def _sums(self, params, batch, rng=None) -> tuple[jax.Array, jax.Array]:
         """(sum of the masked token cross-entropies, number of masked tokens), float32."""
-        fused = resolve_impl(self.model_cfg.logprob_impl, "training loss") == "pallas"
+        fused = resolve_impl(self.model_cfg.logprob_impl, "token_logprobs", vocab_logprobs.self_check) == "pallas"
         with activation_mesh(self.mesh):
             out, _ = self.model.apply(
                 {"params": params}, batch["inputs"], batch["positions"], segment_ids=batch["segment_ids"],

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from tolerances import assert_close
 
-from jtoolformer.kernels.prefix_decode_attention import prefix_decode_attention, prefix_decode_attention_reference
+from jtoolformer.kernels.prefix_decode_attention import (prefix_decode_attention, prefix_decode_attention_reference,
+                                                         self_check)
 from jtoolformer.models import DecoderLM, KVCache, init_params, load_model_config
 from jtoolformer.models.layers import attention
 from jtoolformer.sharding import activation_mesh, make_mesh
@@ -26,9 +27,12 @@ def _inputs(groups: int, p: int, s: int, dtype, seed: int = 0):
     return q, k, v, mask, prefix_k, prefix_v, prefix_mask
 
 
-@pytest.mark.parametrize("backend", ["tpu", "gpu"])
-@pytest.mark.parametrize("groups,p,s", [(1, 301, 37), (3, 5, 130), (2, 129, 1)])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+SHAPES = [(1, 301, 37), (3, 5, 130), (2, 129, 1)]  # (groups, prefix, suffix): odd, under and over a block
+
+
+@pytest.mark.parametrize("backend,groups,p,s,dtype", [
+    ("tpu", *SHAPES[0], jnp.float32), ("tpu", *SHAPES[1], jnp.bfloat16), ("tpu", *SHAPES[2], jnp.float32),
+    ("gpu", *SHAPES[0], jnp.bfloat16), ("gpu", *SHAPES[1], jnp.float32), ("gpu", *SHAPES[2], jnp.bfloat16)])
 def test_kernel_matches_reference_forward_and_backward(backend, groups, p, s, dtype):
     q, k, v, mask, pk, pv, pm = _inputs(groups, p, s, dtype)
     cotangent = jax.random.normal(jax.random.key(9), q.shape, dtype)
@@ -47,6 +51,11 @@ def test_kernel_matches_reference_forward_and_backward(backend, groups, p, s, dt
     assert_close(no_prefix, prefix_decode_attention_reference(q, k, v, mask), dtype)
 
 
+@pytest.mark.parametrize("backend", ["tpu", "gpu"])
+def test_self_check_passes_where_the_kernel_runs(backend):
+    self_check(backend, interpret=True)
+
+
 def test_reference_is_the_models_attention():
     """The reference is what layers.attention computes for one query per row."""
     q, k, v, mask, pk, pv, pm = _inputs(3, 7, 9, jnp.float32)
@@ -55,11 +64,11 @@ def test_reference_is_the_models_attention():
     assert_close(prefix_decode_attention_reference(q, k, v, mask, pk, pv, pm), ours, jnp.float32)
 
 
-@pytest.mark.parametrize("config,mesh_shape", [("llama_tiny", (2, 2, 2)), ("gptj_tiny", (4, 1, 2)),
-                                                ("llama_tiny", (1, 1, 1))])
+@pytest.mark.slow
+@pytest.mark.parametrize("config,mesh_shape", [("llama_tiny", (2, 2, 2)), ("gptj_tiny", (4, 1, 2))])
 def test_decode_step_with_the_kernel_equals_xla(config, mesh_shape):
-    """A decode step of rows grouped over per-group prefixes, on a mesh (the kernel split over rows and
-    KV heads by shard_map) and on one device."""
+    """A decode step of rows grouped over per-group prefixes, on a mesh: the kernel split over rows
+    (data × fsdp) and KV heads (tensor) by shard_map; GQA (llama) and one KV head per query head."""
     cfg = load_model_config(f"configs/{config}.yaml", scan_layers=True)
     devices = jax.devices()[: int(np.prod(mesh_shape))]
     mesh = make_mesh(*mesh_shape, devices=devices)

@@ -11,7 +11,7 @@ from tolerances import assert_close
 
 from jtoolformer.annotate import weighted_losses
 from jtoolformer.kernels import dispatch
-from jtoolformer.kernels.vocab_logprobs import vocab_logprobs, vocab_logprobs_reference
+from jtoolformer.kernels.vocab_logprobs import self_check, vocab_logprobs, vocab_logprobs_reference
 from jtoolformer.lm import LM
 from jtoolformer.losses import logsumexp_over_vocab, token_logprobs, vocab_tiles
 from jtoolformer.models import init_params, load_model_config
@@ -81,7 +81,7 @@ def test_chunked_xla_logsumexp_counts_every_column_once(v):
     assert_close(logsumexp_over_vocab(h, w, b, max_chunk=5000), expected, jnp.float32)
 
 
-def test_dispatch_pallas_equals_xla_on_a_mesh_and_auto_is_xla_on_cpu(caplog):
+def test_dispatch_pallas_equals_xla_on_a_mesh():
     """[B, T, D] hidden states, rows split over 8 devices by shard_map; gradients summed back."""
     v = 1000
     keys = jax.random.split(jax.random.key(2), 4)
@@ -98,15 +98,38 @@ def test_dispatch_pallas_equals_xla_on_a_mesh_and_auto_is_xla_on_cpu(caplog):
     assert_close(value, ref_value, jnp.float32)
     for g, r in zip(grads, ref_grads):
         assert_close(g, r, jnp.float32)
-    dispatch._log_fallback.cache_clear()
-    with caplog.at_level(logging.INFO, logger=dispatch.__name__):
-        assert dispatch.resolve_impl("auto", "token_logprobs") == "xla"
-        assert dispatch.resolve_impl("auto", "token_logprobs") == "xla"
-    assert len([r for r in caplog.records if "token_logprobs" in r.getMessage()]) == 1  # logged once
     with pytest.raises(ValueError, match="expected one of"):
         dispatch.resolve_impl("triton", "token_logprobs")
 
 
+def test_auto_takes_a_kernel_only_where_it_passes_its_check(caplog):
+    """On the CPU auto is XLA; on a TPU or GPU it is the kernel once its self-check passes there, and
+    XLA if the check fails (here: the kernel run for real on a CPU, which cannot be). Each fallback
+    is logged once."""
+    def interpreted(backend):  # the check as it would pass on a TPU or GPU
+        self_check(backend, interpret=True)
+
+    dispatch._log_fallback.cache_clear()
+    dispatch._passes.cache_clear()
+
+    @jax.jit
+    def traced(x):  # the train step asks while jit traces it
+        assert dispatch.resolve_impl("auto", "token_logprobs", interpreted, backend="gpu") == "pallas"
+        return x
+
+    traced(jnp.ones(1))
+    with caplog.at_level(logging.INFO, logger=dispatch.__name__):
+        for _ in range(2):
+            assert dispatch.resolve_impl("auto", "token_logprobs", self_check) == "xla"
+            assert dispatch.resolve_impl("auto", "token_logprobs", self_check, backend="gpu") == "xla"
+            assert dispatch.resolve_impl("auto", "token_logprobs", interpreted, backend="tpu") == "pallas"
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "the cpu backend" in m]) == 1
+    assert len([m for m in messages if "failed its check on gpu" in m]) == 1
+    assert dispatch.resolve_impl("pallas", "token_logprobs", self_check) == "pallas"  # asked for, not checked
+
+
+@pytest.mark.slow
 def test_training_loss_and_filter_scores_with_the_kernel_equal_xla():
     """Both callers: the train step's loss and gradients on a (2, 2, 2) mesh and the filter's L_i(z)."""
     cfg = load_model_config("configs/gptj_tiny.yaml", scan_layers=True)
