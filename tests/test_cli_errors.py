@@ -115,3 +115,12 @@ def test_negative_counts_are_refused_by_the_parser(argv, capsys):
         cli.main(argv)
     assert exit_.value.code == 2
     assert f"argument {next(a for a in argv if a.startswith('--') and a not in ('--out', '--model', '--data-dir'))}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--tasks", "lamma"], "unknown task 'lamma'"),
+    (["--modes", "enabled,sometimes"], "unknown modes ['sometimes']"),
+])
+def test_eval_checks_tasks_and_modes_before_the_model(tmp_path, capsys, extra, message):
+    fails(["eval", "--model", NO_MODEL, "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), *extra], capsys,
+          message)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jtoolformer.cli_args import at_least
 from jtoolformer.errors import UsageError
-from jtoolformer.evaluate.harness import evaluate
+from jtoolformer.evaluate.harness import check_modes, evaluate
 from jtoolformer.evaluate.protocols import Generator, Scorer
 from jtoolformer.evaluate.results import MODES
 from jtoolformer.evaluate.tasks import FAMILIES, DataSources, resolve_tasks
@@ -24,6 +24,7 @@ def _comma_list(text: str) -> list[str]:
 
 def run_eval(args: argparse.Namespace, make_generator_and_scorer: ModelFactory) -> None:
     tasks = resolve_tasks(args.tasks)
+    check_modes(args.modes)
     if not args.data_dir.is_dir():  # checked before the model loads
         raise UsageError(f"--data-dir {args.data_dir}: no such folder; give the folder of the tasks' releases")
     backends = backends_from_args(args)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.metrics import perplexity
 from jtoolformer.evaluate.protocols import Generation, Generator, Scorer
 from jtoolformer.evaluate.report import write_predictions, write_report
@@ -117,6 +118,14 @@ def _run_perplexity(
     return result, [{"index": i, "nll": nll, "tokens": n} for i, (nll, n) in enumerate(scores)]
 
 
+def check_modes(modes: Sequence[str]) -> None:
+    """At least one mode, each one of MODES; else a UsageError."""
+    if unknown := [mode for mode in modes if mode not in MODES]:
+        raise UsageError(f"unknown modes {unknown}; choose from {list(MODES)}")
+    if not modes:
+        raise UsageError(f"no mode given; choose from {list(MODES)}")
+
+
 def evaluate(
     generator: Generator,
     scorer: Scorer,
@@ -136,10 +145,7 @@ def evaluate(
     results.md (beside the paper's figures), results.png and predictions/<task>.<mode>.jsonl
     into ``out_dir``.
     """
-    if unknown := [mode for mode in modes if mode not in MODES]:
-        raise ValueError(f"unknown modes {unknown}; choose from {list(MODES)}")
-    if not modes:
-        raise ValueError(f"no mode given; choose from {list(MODES)}")
+    check_modes(modes)
     results: list[TaskResult] = []
     for task in tasks:
         if isinstance(task, PerplexityTask):

@@ -7,6 +7,7 @@ perplexity (wikitext, ccnet). Each module's docstring says where its data goes.
 
 from __future__ import annotations
 
+from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.tasks import lama, math_word_problems, mlqa, perplexity, qa, temporal
 from jtoolformer.evaluate.tasks.base import (
     DataSources,
@@ -36,7 +37,7 @@ def resolve_tasks(spec: str) -> list[Task]:
         elif item in TASKS:
             names.append(item)
         elif item:
-            raise ValueError(
+            raise UsageError(
                 f"unknown task {item!r}; families: {', '.join(FAMILIES)}; tasks: {', '.join(TASKS)}"
             )
     return [TASKS[name] for name in dict.fromkeys(names)]
