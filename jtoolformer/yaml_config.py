@@ -115,12 +115,19 @@ def _typed(kind: Any, value: Any) -> Any:
         if option is type(None) and value is None:
             return None
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return _as_float(value)
         if option in (int, bool, str) and type(value) is option:
             return value
         if dataclasses.is_dataclass(option) and isinstance(value, option):
             return value
     return _WRONG_TYPE
+
+
+def _as_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond the float range
+        return math.copysign(math.inf, value)
 
 
 def _describe(kind: Any) -> str:

@@ -101,6 +101,7 @@ def test_config_file_problems_name_the_file(tmp_path, content, message):
     ("seed=4294967296", "seed=4294967296 must be an integer >= 0 and < 4294967296"),
     ("optim.learning_rate.x=1", "optim.learning_rate={'x': 1} must be a number"),
     ("mesh.data=-1.0", "mesh.data=-1.0 must be an integer"),
+    ("optim.eps=" + "9" * 400, "optim.eps=" + "9" * 400 + " must be a finite number > 0"),  # beyond float
 ])
 def test_hostile_override_values_are_usage_errors(override, message):
     with pytest.raises(UsageError, match=re.escape(message)):
