@@ -127,7 +127,7 @@ def _as_float(value: int | float) -> float:
     try:
         return float(value)
     except OverflowError:  # an integer beyond the float range
-        return math.copysign(math.inf, value)
+        return math.inf if value > 0 else -math.inf
 
 
 def _describe(kind: Any) -> str:
