@@ -120,15 +120,16 @@ def _lines(path: Path) -> Iterator[bytes]:
     with path.open("r", encoding="latin-1", newline=None) as text:
         for number, line in enumerate(text):
             raw = line.encode("latin-1")
-            if number == 0:
-                _refuse_utf16(raw, str(path))
+            if number == 0 and _is_utf16(raw):
+                raise CorpusError(f"{path}: {_UTF16}")
             yield raw.removeprefix(codecs.BOM_UTF8)
 
 
-def _refuse_utf16(head: bytes, where: str) -> None:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise CorpusError(f"{where}: the file is UTF-16 (it starts with a UTF-16 byte-order mark); re-encode the "
-                          "file as UTF-8")
+_UTF16 = "the file starts with a UTF-16 (or UTF-32) byte-order mark; re-encode the file as UTF-8"
+
+
+def _is_utf16(head: bytes) -> bool:
+    return head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
 
 
 def _jsonl_document(raw: bytes, where: str, default_id: str, seen: Mapping[str, int]) -> dict[str, str] | None:
@@ -241,23 +242,17 @@ def _txt_document(path: Path, folder: Path) -> dict[str, str]:
         content = path.read_bytes()
     except OSError as e:
         raise _BadDocument("unreadable", f"{path}: cannot be read ({e.strerror})") from None
-    _refuse_utf16_document(content, path)
+    if _is_utf16(content):
+        raise _BadDocument("not_utf8", f"{path}: {_UTF16}")
+    content = content.removeprefix(codecs.BOM_UTF8).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     try:
-        text = content.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+        text = content.decode("utf-8").strip()
     except UnicodeDecodeError as e:
         line = content[: e.start].count(b"\n") + 1
         raise _BadDocument("not_utf8", f"{path}:{line}: not valid UTF-8; re-encode the file as UTF-8") from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         raise _BadDocument("empty", f"{path}:1: empty document; remove the file or give it text")
     return {"id": path.relative_to(folder).as_posix(), "text": text, "url": "", "date": ""}
-
-
-def _refuse_utf16_document(content: bytes, path: Path) -> None:
-    try:
-        _refuse_utf16(content, str(path))
-    except CorpusError as e:
-        raise _BadDocument("not_utf8", str(e)) from None
 
 
 def _is_txt(path: Path) -> bool:

@@ -181,7 +181,7 @@ def test_bom_and_any_line_ending_are_read_like_an_editor_does(tmp_path):
 def test_utf16_jsonl_is_refused_with_what_to_do(tmp_path):
     source = tmp_path / "wide.jsonl"
     source.write_bytes('{"text": "one"}\n'.encode("utf-16"))
-    with pytest.raises(CorpusError, match=rf"^{source}: .*UTF-16.*re-encode the file as UTF-8"):
+    with pytest.raises(CorpusError, match=rf"^{source}: the file starts with a UTF-16 .*re-encode the file as UTF-8"):
         open_corpus(source, tmp_path / "data")
 
 
