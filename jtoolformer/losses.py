@@ -86,6 +86,6 @@ def token_logprobs(hidden: jax.Array, w: jax.Array, b: jax.Array | None, targets
                    impl: str = "xla", mesh: Mesh | None = None, max_chunk: int = 8192) -> jax.Array:
     """log p(target | hidden) for hidden [..., D], targets [...] → [...], float32. impl: "xla",
     "pallas" or "auto" (see jtoolformer.kernels.dispatch); the kernel splits rows over `mesh`."""
-    if resolve_impl(impl, "token_logprobs", self_check) == "pallas":
+    if resolve_impl(impl, "token_logprobs", self_check, (hidden.shape[-1], hidden.dtype.name)) == "pallas":
         return _kernel_logprobs(hidden, w, b, targets, mesh)
     return selected_logits(hidden, w, b, targets) - logsumexp_over_vocab(hidden, w, b, max_chunk)

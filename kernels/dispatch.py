@@ -21,21 +21,22 @@ def _log_fallback(op: str, backend: str) -> None:
 
 
 @functools.cache
-def _passes(op: str, backend: str, self_check: Callable[[str], None]) -> bool:
+def _passes(op: str, backend: str, self_check: Callable[..., None], key: tuple) -> bool:
     try:  # in a thread of its own: JAX's tracing state is per thread, and this may be asked mid-trace
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(self_check, backend).result()
+            pool.submit(self_check, backend, *key).result()
     except Exception as error:  # noqa: BLE001 - whatever stops the kernel (lowering, compiling, wrong numbers) means XLA
         log.warning("%s: the Pallas kernel failed its check on %s, running the XLA version: %s", op, backend, error)
         return False
     return True
 
 
-def resolve_impl(impl: str, op: str, self_check: Callable[[str], None] | None = None,
+def resolve_impl(impl: str, op: str, self_check: Callable[..., None] | None = None, key: tuple = (),
                  backend: str | None = None) -> str:
     """"xla" or "pallas" for operation `op`. "auto" is Pallas on TPU and GPU, provided the kernel passes
-    `self_check(backend)` there (a small instance against its reference, run once per process), and
-    XLA otherwise; a fallback is logged once. "pallas" on the CPU runs the kernel in interpret mode."""
+    `self_check(backend, *key)` there (a small instance against its reference at the caller's feature
+    sizes and dtype, `key`, run once per process and key), and XLA otherwise; a fallback is logged
+    once. "pallas" on the CPU runs the kernel in interpret mode."""
     if impl not in IMPLS:
         raise ValueError(f"{op}: implementation {impl!r}; expected one of {IMPLS}")
     if impl != "auto":
@@ -44,7 +45,7 @@ def resolve_impl(impl: str, op: str, self_check: Callable[[str], None] | None = 
     if backend not in KERNEL_BACKENDS:
         _log_fallback(op, backend)
         return "xla"
-    return "pallas" if self_check is None or _passes(op, backend, self_check) else "xla"
+    return "pallas" if self_check is None or _passes(op, backend, self_check, key) else "xla"
 
 
 def kernel_backend() -> tuple[str, bool]:

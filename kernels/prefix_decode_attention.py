@@ -147,17 +147,20 @@ def _kernel_attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, backend: s
     return out.reshape(b, h, d).astype(v.dtype)
 
 
-def self_check(backend: str, interpret: bool = False) -> None:
-    """Raises unless a small instance (two groups, GQA, an odd prefix) matches the reference on this
-    backend within bf16 accuracy."""
+def self_check(backend: str, head_dim: int = 64, dtype: str = "float32", per_kv: int = 2,
+               interpret: bool = False) -> None:
+    """Raises unless a small instance (two groups, an odd prefix, ragged suffixes) at the caller's head
+    size, dtype and query heads per KV head matches the reference on this backend within bf16 accuracy."""
     keys = jax.random.split(jax.random.key(0), 5)
-    q, k, v = (jax.random.normal(keys[0], (4, 4, 64)), jax.random.normal(keys[1], (4, 2, 64, 24)),
-               jax.random.normal(keys[2], (4, 2, 24, 64)))
-    pk, pv = jax.random.normal(keys[3], (2, 2, 64, 200)), jax.random.normal(keys[4], (2, 2, 200, 64))
+    normal = lambda key, shape: jax.random.normal(key, shape, dtype)  # noqa: E731
+    q, k, v = (normal(keys[0], (4, 2 * per_kv, head_dim)), normal(keys[1], (4, 2, head_dim, 24)),
+               normal(keys[2], (4, 2, 24, head_dim)))
+    pk, pv = normal(keys[3], (2, 2, head_dim, 200)), normal(keys[4], (2, 2, 200, head_dim))
     mask = jnp.arange(24)[None] < jnp.array([[3], [24], [10], [1]])
     pm = jnp.arange(200)[None] < jnp.array([[200], [150], [7], [199]])
-    got = jax.jit(functools.partial(prefix_decode_attention, backend=backend, interpret=interpret))(q, k, v, mask, pk, pv, pm)
-    ref = prefix_decode_attention_reference(q, k, v, mask, pk, pv, pm)
-    error = float(jnp.abs(got - ref).max())
+    got = jax.jit(functools.partial(prefix_decode_attention, backend=backend, interpret=interpret))(
+        q, k, v, mask, pk, pv, pm)
+    ref = prefix_decode_attention_reference(q, k, v, mask, pk, pv, pm).astype(F32)
+    error = float(jnp.abs(got.astype(F32) - ref).max())
     if not error <= 2e-2 * max(1.0, float(jnp.abs(ref).max())):
         raise AssertionError(f"prefix_decode_attention is off its reference by {error:.3g}")

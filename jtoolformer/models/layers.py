@@ -182,7 +182,8 @@ def self_attention(
     q, k, v = project_qkv(x, cfg, use_bias=use_bias, sin=sin, cos=cos, interleaved=interleaved)
     k_all = write_cache(k_cache, k, cache_index, slot_axis=3)
     v_all = write_cache(v_cache, v, cache_index, slot_axis=2)
-    if q.shape[1] == 1 and resolve_impl(cfg.attention_impl, "decode attention", self_check) == "pallas":
+    key = (cfg.head_dim, v_all.dtype.name, cfg.n_heads // cfg.n_kv_heads)
+    if q.shape[1] == 1 and resolve_impl(cfg.attention_impl, "decode attention", self_check, key) == "pallas":
         out = decode_attention(q, k_all, v_all, mask, prefix_k, prefix_v)
     else:
         out = attention(q, k_all, v_all, mask, prefix_k, prefix_v)

@@ -84,7 +84,9 @@ class Trainer:
     # -- losses --------------------------------------------------------------------------------------
     def _sums(self, params, batch, rng=None) -> tuple[jax.Array, jax.Array]:
         """(sum of the masked token cross-entropies, number of masked tokens), float32."""
-        fused = resolve_impl(self.model_cfg.logprob_impl, "token_logprobs", vocab_logprobs.self_check) == "pallas"
+        cfg = self.model_cfg
+        fused = resolve_impl(cfg.logprob_impl, "token_logprobs", vocab_logprobs.self_check,
+                             (cfg.d_model, jnp.dtype(cfg.dtype).name)) == "pallas"
         with activation_mesh(self.mesh):
             out, _ = self.model.apply(
                 {"params": params}, batch["inputs"], batch["positions"], segment_ids=batch["segment_ids"],

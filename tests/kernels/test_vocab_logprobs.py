@@ -106,8 +106,8 @@ def test_auto_takes_a_kernel_only_where_it_passes_its_check(caplog):
     """On the CPU auto is XLA; on a TPU or GPU it is the kernel once its self-check passes there, and
     XLA if the check fails (here: the kernel run for real on a CPU, which cannot be). Each fallback
     is logged once."""
-    def interpreted(backend):  # the check as it would pass on a TPU or GPU
-        self_check(backend, interpret=True)
+    def interpreted(backend, *key):  # the check as it would pass on a TPU or GPU
+        self_check(backend, *key, interpret=True)
 
     dispatch._log_fallback.cache_clear()
     dispatch._passes.cache_clear()
@@ -122,7 +122,7 @@ def test_auto_takes_a_kernel_only_where_it_passes_its_check(caplog):
         for _ in range(2):
             assert dispatch.resolve_impl("auto", "token_logprobs", self_check) == "xla"
             assert dispatch.resolve_impl("auto", "token_logprobs", self_check, backend="gpu") == "xla"
-            assert dispatch.resolve_impl("auto", "token_logprobs", interpreted, backend="tpu") == "pallas"
+            assert dispatch.resolve_impl("auto", "token_logprobs", interpreted, (48, "bfloat16"), "tpu") == "pallas"
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if "the cpu backend" in m]) == 1
     assert len([m for m in messages if "failed its check on gpu" in m]) == 1
