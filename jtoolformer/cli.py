@@ -11,7 +11,7 @@ from pathlib import Path
 import jax
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from jtoolformer.annotate.cli import add_annotate_command
+from jtoolformer.annotate.cli import add_annotate_command, add_candidates_command
 from jtoolformer.demo import add_demo_command
 from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.cli import add_eval_command
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_generate_command(sub)
     add_annotate_command(sub)
+    add_candidates_command(sub)
     add_train_command(sub)
     add_index_command(sub)
     add_eval_command(sub, make_generator_and_scorer)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jtoolformer.annotate.pipeline import _token_starts
+from jtoolformer.annotate.call_sites import token_starts
 from jtoolformer.checkpoints.gguf import default_gguf_path, gguf_tokenizer
 from jtoolformer.data.tool_results import MaskToolResults
 from jtoolformer.tokenizer import Tokenizer
@@ -50,7 +50,7 @@ def test_training_rows_and_annotation_offsets_use_plain_text(tok: Tokenizer, con
     ids = tok.encode(text)
     row = MaskToolResults(tok)(text)
     assert list(row.tokens) == ids and not control_ids & set(row.tokens.tolist())
-    starts = _token_starts(tok, text, tuple(ids))
+    starts = token_starts(tok, text, tuple(ids))
     assert -1 not in starts and starts == sorted(starts)
     assert text[starts[ids.index(tok.encode(" <")[0])]:].startswith(" <|im_end|>")
 

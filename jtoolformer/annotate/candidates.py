@@ -10,7 +10,7 @@ cache only the call tokens they write.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -113,10 +113,10 @@ class CandidateSampler:
         log_p = jax.nn.logsumexp(api, axis=-1) - logsumexp_over_vocab(hidden, w, bias)
         return cache.replace(prefix_k=None, prefix_v=None), jnp.exp(log_p), jnp.argmax(api, axis=-1)
 
-    def positions(self, docs: list[Document], threshold: float, top_k: int,
-                  allowed: Callable[[int, int], bool] = lambda doc, i: True):
-        """Kept positions per document (p_i > threshold among the `allowed` (doc, i), at most top_k,
-        position 0 skipped), and the device state stage 2 continues from."""
+    def positions(self, docs: list[Document], threshold: float, top_k: int, allowed: Sequence[Sequence[int]]):
+        """p_i at every allowed position of every document ({i: p_i} per document), the kept positions
+        (p_i > threshold, at most the top_k per document, in text order) and the device state stage 2
+        continues from."""
         rows = self.lm.decoder.padded_rows(len(docs))
         width = bucket(max(len(d.tail) for d in docs))
         tails = np.zeros((rows, width), np.int32)
@@ -129,13 +129,14 @@ class CandidateSampler:
                                          jax.device_put(tails, batch_sharding(mesh, tails.shape)),
                                          jax.device_put(valid, batch_sharding(mesh, valid.shape)))
         p_api, best = np.asarray(p_api), np.asarray(best)
+        scores: list[dict[int, float]] = []
         kept: list[Position] = []
         for r, d in enumerate(docs):
-            offset = width - len(d.tail) + d.copy_start  # column of the copy's first token
-            scored = [(float(p_api[r, offset + i - 1]), i) for i in range(1, len(d.x)) if allowed(r, i)]
-            scored = sorted((s for s in scored if s[0] > threshold), key=lambda s: (-s[0], s[1]))[:top_k]
-            kept += [Position(r, i, p, int(self.api_ids[best[r, offset + i - 1]])) for p, i in sorted(scored, key=lambda s: s[1])]
-        return kept, (cache, width)
+            column = width - len(d.tail) + d.copy_start - 1  # predicts the copy's token i at column + i
+            scores.append({i: float(p_api[r, column + i]) for i in allowed[r] if 1 <= i < len(d.x)})
+            top = sorted((s for s in scores[r].items() if s[1] > threshold), key=lambda s: (-s[1], s[0]))[:top_k]
+            kept += [Position(r, i, p, int(self.api_ids[best[r, column + i]])) for i, p in sorted(top)]
+        return scores, kept, (cache, width)
 
     # --- stage 2 -------------------------------------------------------------------------------
     def _start_impl(self, params, head: KVCache, tails: KVCache, group_doc, cut, position, start_token, *, n_steps):
@@ -192,24 +193,37 @@ class CandidateSampler:
         return (step, cache.take_rows(rows, groups), logits[rows], out[rows]), keys[rows], position[rows]
 
     def sample_calls(self, docs: list[Document], kept: list[Position], state, m: int,
-                     doc_keys: list[jax.Array]) -> list[SampledCall]:
-        """m calls at every kept position, all decoded together; once few rows are still writing, those
-        go on alone in a smaller batch. Each (document, position, sample) has its own random key, so
-        results do not depend on how rows are batched."""
-        tails, width = state
+                     doc_keys: list[jax.Array], max_rows: int = 256) -> list[SampledCall]:
+        """m calls at every kept position, decoded at most `max_rows` rows at a time (rows grouped by
+        document; a document with more calls than that is split over several groups). Once few rows of
+        a batch still write, those go on alone in a smaller batch. Each (document, position, sample) has
+        its own random key, so results do not depend on how rows are batched."""
         if not kept:
             return []
         by_doc: dict[int, list[tuple[Position, int]]] = {}
         for pos in kept:
             by_doc.setdefault(pos.doc, []).extend((pos, s) for s in range(m))
-        per_group = max(len(jobs) for jobs in by_doc.values())
-        groups = self.lm.decoder.padded_rows(len(by_doc))
-        doc_ids = list(by_doc) + [next(iter(by_doc))] * (groups - len(by_doc))
+        per_group = min(max(len(jobs) for jobs in by_doc.values()), max_rows)
+        groups = [(d, jobs[s : s + per_group]) for d, jobs in by_doc.items() for s in range(0, len(jobs), per_group)]
+        fit = max(1, max_rows // per_group)
+        while fit > 1 and self.lm.decoder.padded_rows(fit) * per_group > max_rows:
+            fit -= 1
+        out: list[SampledCall] = []
+        for s in range(0, len(groups), fit):
+            out += self._sample_groups(docs, groups[s : s + fit], per_group, state, doc_keys)
+        return out
+
+    def _sample_groups(self, docs: list[Document], groups: list[tuple[int, list[tuple[Position, int]]]],
+                       per_group: int, state, doc_keys: list[jax.Array]) -> list[SampledCall]:
+        """Decodes one batch of row groups, each group continuing its document's prefix."""
+        tails, width = state
+        n_groups = self.lm.decoder.padded_rows(len(groups))
+        doc_ids = [d for d, _ in groups] + [groups[0][0]] * (n_groups - len(groups))
         rows: list[tuple[Position, int] | None] = []
-        for d in by_doc:
-            rows += by_doc[d] + [None] * (per_group - len(by_doc[d]))
-        rows += [None] * (groups * per_group - len(rows))
-        filler = kept[0], 0
+        for _, jobs in groups:
+            rows += jobs + [None] * (per_group - len(jobs))
+        rows += [None] * (n_groups * per_group - len(rows))
+        filler = groups[0][1][0]
         jobs = [job or filler for job in rows]  # padding rows start done; their values only need be valid
         cut = np.array([width - len(docs[p.doc].tail) + docs[p.doc].copy_start + p.i for p, _ in jobs], np.int32)
         position = np.array([len(self.head) + docs[p.doc].copy_start + p.i for p, _ in jobs], np.int32)

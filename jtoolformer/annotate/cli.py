@@ -9,7 +9,9 @@ from pathlib import Path
 import jax
 
 from jtoolformer import yaml_config
-from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, run_annotation
+from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, OUTCOMES, summary
+from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, prompt_overrides
+from jtoolformer.annotate.shards import run_annotation
 from jtoolformer.cli_args import add_coordinator_args, at_least, mesh_from_text
 from jtoolformer.data.corpus import DEMO_CORPUS, describe_skips, open_corpus
 from jtoolformer.lm import DEFAULT_MODEL, load_model
@@ -24,7 +26,7 @@ def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mes
     host's devices and the tools, annotates this host's share of every `stride`-th document of the corpus
     (the first `limit` of them, when given); returns the statistics (on host 0; {} on the others)."""
     mesh = mesh_from_text(mesh_sizes)
-    tool_keys(cfg.tools)
+    prompt_overrides(cfg.prompts, tool_keys(cfg.tools))
     backends = ToolBackends(cfg.index, cfg.mt_model)
     backends.check()
     out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +42,8 @@ def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mes
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides) + ([f"tools={args.tools}"] if args.tools else [])
+    overrides = list(args.overrides) + ([f"tools={args.tools}"] if args.tools else []) \
+        + ([f"prompts={','.join(args.prompt)}"] if args.prompt else [])
     cfg = yaml_config.load(AnnotateConfig, args.config, overrides)
     backends = backends_from_args(args, ToolBackends(cfg.index, cfg.mt_model))
     cfg = dataclasses.replace(cfg, index=backends.index, mt_model=backends.mt_model)
@@ -52,6 +55,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"the corpus left out bad documents: {describe_skips(stats['_corpus_skipped'])}")
         print(f"C*: {stats['_c_star_examples']} examples in {Path(args.out) / 'tfds'}; statistics in "
               f"{Path(args.out) / 'stats.json'}")
+        if not stats["_c_star_examples"]:
+            print(f"No call was kept: C* is empty. Why each sampled call was dropped: "
+                  f"`jtoolformer candidates {args.out}` ({Path(args.out) / CANDIDATES_FILE})")
     return 0
 
 
@@ -84,6 +90,17 @@ def add_annotate_command(subparsers) -> None:
                    help="one process per host (jax.distributed); all share --out and annotate their shards")
     add_coordinator_args(p)
     add_backend_args(p)
+    p.add_argument("--prompt", action="append", default=[], metavar="TOOL=FILE",
+                   help="your own few-shot prompt for a tool (format of jtoolformer/tools/prompts/*.txt); repeatable")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the config")
     p.set_defaults(func=_run)
+
+
+def add_candidates_command(subparsers) -> None:
+    p = subparsers.add_parser("candidates", help="why an annotation run kept or dropped each sampled call")
+    p.add_argument("run", help="an annotate --out directory")
+    p.add_argument("--outcome", default=None, choices=OUTCOMES, help="only calls with this outcome")
+    p.add_argument("--doc", default=None, help="only this document id")
+    p.add_argument("--limit", type=at_least(0), default=20, help="calls shown (best gain first)")
+    p.set_defaults(func=lambda args: print(summary(Path(args.run), args.outcome, args.doc, args.limit)) or 0)
 

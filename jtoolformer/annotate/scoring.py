@@ -1,6 +1,7 @@
 """The weighted cross-entropy L_i(z) of docs/method.md §2.4, for many (prefix, text, position) at once.
 
-Each scored row is the sequence `[BOS?] z x`; L_i(z) = −Σ_{t<5} w_t · log p(x_{i+t} | BOS?, z, x_{<i+t}),
+Each scored row is the sequence `[BOS?] z x` (the paper's placement of z), or `[BOS?] x_<i z x_≥i` for an
+inline request (an option, `AnnotateConfig.filter_placement`); L_i(z) = −Σ_{t<5} w_t · log p(x_{i+t} | BOS?, z, x_{<i+t}),
 with w~_t = max(0, 1 − 0.2t) normalised to sum to one. Only the ≤ 5 scored positions of a row go
 through the output projection, vocabulary-chunked (see jtoolformer.losses).
 """
@@ -25,19 +26,26 @@ SPAN = int(np.count_nonzero(RAW_WEIGHTS))
 
 @dataclass(frozen=True)
 class ScoreRequest:
-    """L_i(prefix) for text x: `prefix` and `x` are token ids; i is the 0-based first scored token."""
+    """L_i(prefix) for text x: `prefix` and `x` are token ids; i is the 0-based first scored token.
+    `inline`: z goes right before x_i instead of before the whole text."""
 
     prefix: tuple[int, ...]
     x: tuple[int, ...]
     i: int
+    inline: bool = False
+
+    def sequence_key(self) -> tuple:
+        """Requests with equal keys are scored on one sequence: prefixed z is shared by every i."""
+        return self.prefix, self.x, self.i if self.inline and self.prefix else None
 
 
 @dataclass(frozen=True)
 class _Segment:
-    """One scored sequence `[BOS?] z x[:end]`, shared by every request on the same (z, x)."""
+    """One scored sequence `[BOS?] z x[:end]` (or `[BOS?] x[:i] z x[i:end]`), shared by every request
+    with the same sequence key."""
 
     tokens: tuple[int, ...]
-    x_start: int  # index of x_0 in tokens
+    x_start: int  # x_j (for every scored j) is tokens[x_start + j]
 
 
 class Scorer:
@@ -67,19 +75,20 @@ class Scorer:
 
     def _segments(self, requests: Sequence[ScoreRequest]) -> tuple[list[_Segment], list[int]]:
         """The distinct sequences, and which one each request is scored on."""
-        ends: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        ends: dict[tuple, int] = {}
         for r in requests:
             if not 0 <= r.i < len(r.x):
                 raise ValueError(f"position i={r.i} is outside the text of {len(r.x)} tokens")
-            key = (r.prefix, r.x)
+            key = r.sequence_key()
             ends[key] = max(ends.get(key, 0), min(len(r.x), r.i + SPAN))
         index = {key: n for n, key in enumerate(ends)}
-        segments = [_Segment((*self.bos, *z, *x[:end]), len(self.bos) + len(z)) for (z, x), end in ends.items()]
+        segments = [_Segment((*self.bos, *x[:at or 0], *z, *x[at or 0 : end]), len(self.bos) + len(z))
+                    for (z, x, at), end in ends.items()]
         longest = max(len(s.tokens) for s in segments)
         if longest > self.lm.config.max_positions:
             raise ValueError(f"a scored sequence has {longest} tokens, more than the model's "
                              f"{self.lm.config.max_positions} positions")
-        return segments, [index[(r.prefix, r.x)] for r in requests]
+        return segments, [index[r.sequence_key()] for r in requests]
 
     @staticmethod
     def _pack(lengths: Sequence[int], width: int) -> list[list[int]]:

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from jtoolformer.tools.text import fill_template, package_text
@@ -86,12 +87,14 @@ class Tool(Protocol):
 
     `quoted_input`: calls are written `Tool("input")` (as in the paper's QA, WikiSearch and MT prompts).
     `context_dependent`: the result depends on the ToolContext, so cached results are keyed by it.
+    `takes_input`: False for a tool called with nothing between its parentheses (Calendar).
     """
 
     name: str
     sampling: SamplingParams
     quoted_input: bool
     context_dependent: bool
+    takes_input: bool
 
     def render_prompt(self, text: str) -> str:
         """The few-shot annotation prompt P(x), ending in "Output:" (x itself is appended by the caller)."""
@@ -121,6 +124,7 @@ class PromptedTool:
     sampling: SamplingParams = DEFAULT_SAMPLING
     quoted_input: bool = False
     context_dependent: bool = False
+    takes_input: bool = True  # False: the call is written `Tool()` (Calendar)
 
     def render_prompt(self, text: str) -> str:
         return fill_template(load_prompt(self.prompt_name), text=text)
@@ -132,8 +136,21 @@ class PromptedTool:
 @functools.cache
 def load_prompt(prompt_name: str) -> str:
     """The annotation prompt template `prompts/<prompt_name>.txt`, checked for its one `{text}` slot."""
-    template = package_text("prompts", f"{prompt_name}.txt").rstrip()
+    return checked_prompt(package_text("prompts", f"{prompt_name}.txt"), f"prompts/{prompt_name}.txt")
+
+
+def read_prompt_file(path: str) -> str:
+    """A user's own annotation prompt template (same format as prompts/*.txt), checked."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"prompt file {path}: {e.strerror or e}") from None
+    return checked_prompt(text, path)
+
+
+def checked_prompt(template: str, source: str) -> str:
+    template = template.rstrip()
     if template.count(PROMPT_PLACEHOLDER) != 1 or not template.endswith(f"Input: {PROMPT_PLACEHOLDER}\nOutput:"):
-        raise ValueError(f"prompts/{prompt_name}.txt: a prompt must contain {PROMPT_PLACEHOLDER} once and end "
+        raise ValueError(f"{source}: a prompt must contain {PROMPT_PLACEHOLDER} once and end "
                          f"with 'Input: {PROMPT_PLACEHOLDER}' then 'Output:'")
     return template

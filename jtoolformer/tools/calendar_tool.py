@@ -48,6 +48,7 @@ class Calendar(PromptedTool):
     name = "Calendar"
     prompt_name = "calendar"
     context_dependent = True
+    takes_input = False
 
     def __call__(self, input: str, context: ToolContext) -> str:
         date = document_date(context)

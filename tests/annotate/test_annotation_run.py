@@ -1,6 +1,7 @@
 """The whole annotation on the embedded default model: resumable byte for byte, mesh-independent."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import jax
@@ -8,7 +9,8 @@ import pytest
 
 from jtoolformer import load_model
 from jtoolformer.annotate.dataset import open_c_star
-from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, run_annotation
+from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
+from jtoolformer.annotate.shards import run_annotation
 from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
 from jtoolformer.lm import LM
 from jtoolformer.models import param_shardings
@@ -60,6 +62,22 @@ def test_killed_run_resumes_to_the_unbroken_output(setup, tmp_path):
     assert all(c["call"] in record["text"].decode() for c in calls)
     assert all(c["loss_minus"] - c["loss_plus"] >= 0.0 for c in calls)
 
+    # the candidates file accounts for every sampled call, agreeing with the statistics and with C*
+    rows = [json.loads(line) for line in (tmp_path / "whole" / "candidates.jsonl").read_text().splitlines()]
+    assert len(rows) == stats["calls_sampled"]
+    assert sum(r["parse"] == "ok" for r in rows) == stats["well_formed"]
+    outcomes = Counter(r["outcome"] for r in rows)
+    assert outcomes["kept"] + outcomes["lost_to_better"] + outcomes["leak"] == stats["kept"]["tool"]
+    assert outcomes["kept"] == sum(len(json.loads(r["calls"])) for r in c_star)
+    for r in rows:
+        scored = r["gain"] is not None
+        assert scored == (r["outcome"] in ("kept", "below_threshold", "lost_to_better", "leak", "unaligned"))
+        if scored:
+            assert r["gain"] == pytest.approx(min(r["loss_minus_empty"], r["loss_minus_call"]) - r["loss_plus"])
+            assert (r["gain"] >= CFG.filter_threshold) == (r["outcome"] != "below_threshold")
+    positions = [json.loads(line) for line in (tmp_path / "whole" / "positions.jsonl").read_text().splitlines()]
+    assert sum(len(p["scores"]) for p in positions) >= stats["positions"]
+
 
 @pytest.mark.slow
 def test_eight_devices_give_the_same_c_star(setup, tmp_path):
@@ -71,7 +89,11 @@ def test_eight_devices_give_the_same_c_star(setup, tmp_path):
     one, eight = outputs(tmp_path / "one"), outputs(tmp_path / "eight")
     assert one.keys() == eight.keys()
     for name in one:
-        if name.endswith(".jsonl"):
+        if name.endswith(".candidates.jsonl"):
+            fields = lambda c: (c["id"], c["i"], c["sample"])  # noqa: E731 (sampled texts may differ in the last ulp)
+            assert [fields(json.loads(line)) for line in one[name].splitlines()] == \
+                [fields(json.loads(line)) for line in eight[name].splitlines()]
+        elif name.endswith(".jsonl") and name[:6].isdigit() and name.count(".") == 1:
             a = [json.loads(line) for line in one[name].splitlines()]
             b = [json.loads(line) for line in eight[name].splitlines()]
             assert [r["text"] for r in a] == [r["text"] for r in b]

@@ -42,16 +42,18 @@ def test_positions_follow_threshold_top_k_and_skip_position_zero(tokenizer):
     sampler = CandidateSampler(lm, PROMPT)
     texts = ["The school ordered 18 boxes, 180 pencils.", "Paris is the capital of France."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    kept, _ = sampler.positions(docs, threshold=0.5, top_k=3, allowed=lambda d, i: i != 2)
+    every = [range(len(d.x)) for d in docs]
+    scores, kept, _ = sampler.positions(docs, threshold=0.5, top_k=3, allowed=[[i for i in r if i != 2] for r in every])
+    assert [sorted(s) for s in scores] == [[i for i in r if i not in (0, 2)] for r in every]
     for d, doc in enumerate(docs):
         mine = [p for p in kept if p.doc == d]
         assert len(mine) == 3 and all(p.i not in (0, 2) for p in mine) and all(p.p > 0.99 for p in mine)
         assert [p.i for p in mine] == sorted(p.i for p in mine)
         assert all(p.start_token in api_start_ids(tokenizer) for p in mine)
-    none, _ = sampler.positions(docs, threshold=0.5, top_k=3)
+    _, none, _ = sampler.positions(docs, threshold=0.5, top_k=3, allowed=every)
     assert len(none) == 6
     low = tiny_lm(tokenizer, api_bias=-30.0)
-    nothing, _ = CandidateSampler(low, PROMPT).positions(docs, threshold=0.05, top_k=5)
+    _, nothing, _ = CandidateSampler(low, PROMPT).positions(docs, threshold=0.05, top_k=5, allowed=every)
     assert nothing == []  # a model that never calls is a normal outcome, not a crash
 
 
@@ -63,7 +65,8 @@ def test_calls_sampled_from_the_truncated_cache_equal_decoding_the_prefix(tokeni
     texts = ["Out of 1400 participants, 400 passed.", "Paris is the capital of France.",
              "The school ordered 18 boxes, 180 pencils."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    kept, state = sampler.positions(docs, threshold=-1.0, top_k=4, allowed=lambda d, i: d != 1 and i != 3 * d)
+    allowed = [[i for i in range(len(d.x)) if k != 1 and i != 3 * k] for k, d in enumerate(docs)]
+    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=4, allowed=allowed)
     assert {p.doc for p in kept} == {0, 2}
     calls = sampler.sample_calls(docs, kept, state, m=1, doc_keys=[jax.random.key(0)] * 3)
     assert len(calls) == 8
@@ -73,13 +76,33 @@ def test_calls_sampled_from_the_truncated_cache_equal_decoding_the_prefix(tokeni
         greedy = lm.decoder.generate(lm.params, [prefix], max_new_tokens=6, stop_token_ids=[list(sampler.stop_ids)])[0]
         assert c.text == tokenizer.decode([p.start_token, *greedy])
 
+
+def test_a_row_budget_splits_decoding_without_changing_any_sampled_call(tokenizer):
+    """k·m rows decoded a few at a time (documents split over several groups) give exactly the calls of
+    one big batch: every (document, position, sample) has its own key."""
+    lm = tiny_lm(tokenizer, api_bias=0.0, seed=3)
+    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=5, sampling=Sampling(temperature=1.0))
+    texts = ["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils."]
+    docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
+    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=3, allowed=[range(len(d.x)) for d in docs])
+    keys = [jax.random.key(7), jax.random.key(8)]
+    whole = sampler.sample_calls(docs, kept, state, 4, keys, max_rows=256)
+    batches = []
+    decode_rows = sampler._decode_rows
+    sampler._decode_rows = lambda state, done, *a: batches.append(len(done)) or decode_rows(state, done, *a)
+    budgeted = sampler.sample_calls(docs, kept, state, 4, keys, max_rows=5)
+    assert len(batches) > 2 and max(batches) <= 5
+    assert sorted(budgeted, key=lambda c: (c.doc, c.i, c.sample)) == sorted(whole, key=lambda c: (c.doc, c.i, c.sample))
+    assert len({c.text for c in whole}) > 3  # sampled, not all alike
+
+
 def test_rows_going_on_alone_after_the_others_stop_sample_what_they_would_in_the_full_batch(tokenizer):
     lm = tiny_lm(tokenizer, api_bias=0.0, seed=2)
     sampler = CandidateSampler(lm, PROMPT, max_call_tokens=9, sampling=Sampling(temperature=0.0))
     texts = ["Out of 1400 participants, 400 passed.", "Paris is the capital of France.",
              "The school ordered 18 boxes, 180 pencils."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    kept, state = sampler.positions(docs, threshold=-1.0, top_k=4)
+    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=4, allowed=[range(len(d.x)) for d in docs])
     keys = [jax.random.key(0)] * 3
     sampler.stop_ids = np.array([-1], np.int32)
     decode_rows, written = sampler._decode_rows, []

@@ -77,3 +77,24 @@ def test_many_requests_packed_into_rows_match_transformers(models):
     ours = scorer(requests)
     expected = [reference_loss(ref, lm.config.bos_id, r.prefix, r.x, r.i) for r in requests]
     np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=0)
+
+
+def test_inline_requests_score_z_inserted_before_x_i(models):
+    """filter_placement=inline: [BOS] x_<i z x_≥i, mixed in one call with prefixed requests on the same
+    (z, x); each is the loss transformers gives on its own sequence."""
+    lm, ref = models
+    rng = np.random.default_rng(2)
+    x = tuple(rng.integers(1, 512, 25).tolist())
+    z = tuple(rng.integers(1, 512, 6).tolist())
+    requests = [ScoreRequest(z, x, i, inline) for i in (1, 9, 22) for inline in (False, True)]
+    ours = Scorer(lm, max_rows=2, row_length=64, length_multiple=16)(requests)
+    expected = []
+    for r in requests:
+        if r.inline:  # the same weights over x_i.., read from the sequence with z moved in front of x_i
+            seq_x = (*x[: r.i], *z, *x[r.i :])
+            shifted = reference_loss(ref, lm.config.bos_id, (), seq_x, r.i + len(z))
+            expected.append(shifted)
+        else:
+            expected.append(reference_loss(ref, lm.config.bos_id, r.prefix, r.x, r.i))
+    np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=0)
+    assert abs(ours[1] - ours[0]) > 1e-3  # the placements differ

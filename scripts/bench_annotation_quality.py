@@ -1,0 +1,155 @@
+"""Annotation quality against human-placed calls: GSM8K solutions, their `<<expr=result>>` marks
+removed, annotated with the Calculator; the marks are the gold calls.
+
+For each setting (k, m, call sites, prompt) it reports precision (kept calls at a gold position),
+result correctness (kept calls whose result equals the gold result), recall (gold positions
+recovered), the Table-2 counts, and for every gold position its rank among its document's positions
+and the stage where it was lost: not a candidate position, stage 1 (rank > k), stage 2 (no sampled call
+there gave the gold result), stage 4 (the filter or the merge dropped it), or recovered.
+
+    python scripts/bench_annotation_quality.py --data ../shared/data/gsm8k/train.jsonl --start 5000 \\
+        --docs 40 --settings 20,10,numbers,inline --out scripts/results/bench_annotation_quality.json
+
+A setting is "k,m,call_sites,filter_placement[,prompt file]". Results are written after every
+setting; with --candidates-dir, each setting's candidates file too (see annotate/candidates_file.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import time
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
+from jtoolformer.data.gsm8k import read_problems
+from jtoolformer.lm import DEFAULT_MODEL, load_model
+from jtoolformer.tools.registry import make_tools
+
+_LEADING = re.compile(r"[\s$€£(]*")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def site(text: str, position: int) -> int:
+    """A call position moved past the spaces, currency signs and parentheses before what follows, so
+    that "= [call] 24", "=[call] 24" and "= $[call]24" are one place."""
+    return _LEADING.match(text, position).end()
+
+
+def same_number(a: str, b: str) -> bool:
+    a, b = a.replace(",", "").strip(), b.replace(",", "").strip()
+    if not (_NUMBER.fullmatch(a) and _NUMBER.fullmatch(b)):
+        return a == b
+    return abs(Fraction(a) - Fraction(b)) <= Fraction(1, 100)  # our results are rounded to 2 decimals
+
+
+def evaluate_setting(annotator: Annotator, docs: list[dict], k: int, candidates: Path | None) -> dict:
+    annotation = annotator.annotate(docs, progress=True)
+    if candidates is not None:
+        candidates.write_text("".join(c.to_json() + "\n" for c in annotation.candidates))
+    stats = annotation.stats["Calculator"].to_dict()
+    scores = {p["id"]: p["scores"] for p in annotation.positions}
+    by_doc_candidates: dict[str, list[dict]] = {}
+    for c in annotation.candidates:
+        by_doc_candidates.setdefault(c.id, []).append(vars(c))
+    kept_by_doc = {r["id"]: r["calls"] for r in annotation.records}
+    gold_total = kept_total = kept_at_gold = kept_correct = recovered = recovered_correct = 0
+    lost = Counter()
+    ranks, examples = [], []
+    for doc in docs:
+        text, gold = doc["text"], doc["gold_calls"]
+        gold_sites = {site(text, g["position"]): g["result"] for g in gold}
+        kept = [(site(text, c["char_position"]), c) for c in kept_by_doc.get(doc["id"], [])]
+        kept_total += len(kept)
+        for s, call in kept:
+            if s in gold_sites:
+                kept_at_gold += 1
+                kept_correct += same_number(call["result"], gold_sites[s])
+        kept_sites = {s: c for s, c in kept}
+        position_rank = {}
+        for rank, (char, _) in enumerate(sorted(scores.get(doc["id"], []), key=lambda cp: -cp[1]), 1):
+            position_rank.setdefault(site(text, char), rank)
+        for s, result in gold_sites.items():
+            gold_total += 1
+            rank = position_rank.get(s)
+            ranks.append(rank)
+            sampled_right = any(site(text, c["char_position"]) == s and c["parse"] == "ok"
+                                and same_number(c["result"], result) for c in by_doc_candidates.get(doc["id"], []))
+            if s in kept_sites:
+                recovered += 1
+                recovered_correct += same_number(kept_sites[s]["result"], result)
+                lost["recovered"] += 1
+            elif rank is None:
+                lost["not_a_candidate_position"] += 1
+            elif rank > k:
+                lost["stage1_rank_above_k"] += 1
+            elif not sampled_right:
+                lost["stage2_no_correct_call_sampled"] += 1
+            else:
+                lost["stage4_filtered_or_merged_out"] += 1
+        if len(examples) < 12 and doc["id"] in kept_by_doc:
+            examples.append({"id": doc["id"], "annotated": next(r["text"] for r in annotation.records
+                                                                 if r["id"] == doc["id"])})
+    outcomes = Counter(c.outcome for c in annotation.candidates)
+    return {
+        "documents": len(docs), "gold_calls": gold_total, "kept_calls": kept_total,
+        "precision": kept_at_gold / kept_total if kept_total else None,
+        "result_correctness": kept_correct / kept_total if kept_total else None,
+        "result_correctness_at_gold": kept_correct / kept_at_gold if kept_at_gold else None,
+        "recall": recovered / gold_total if gold_total else None,
+        "recall_with_gold_result": recovered_correct / gold_total if gold_total else None,
+        "gold_lost_at": dict(lost),
+        "gold_rank_within_k": sum(1 for r in ranks if r is not None and r <= k),
+        "gold_ranks": ranks,
+        "table2": stats,
+        "candidate_outcomes": dict(outcomes),
+        "examples": examples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="GSM8K-format JSONL (question, answer with <<…>> marks)")
+    parser.add_argument("--start", type=int, default=0, help="skip this many problems")
+    parser.add_argument("--docs", type=int, default=40)
+    parser.add_argument("--settings", nargs="+", default=["20,10,word_boundary,prefix", "20,10,numbers,inline"])
+    parser.add_argument("--candidates-dir", type=Path, default=None)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--batch-docs", type=int, default=4)
+    parser.add_argument("--max-decode-rows", type=int, default=256)
+    parser.add_argument("--out", default="scripts/results/bench_annotation_quality.json")
+    args = parser.parse_args()
+
+    docs = list(read_problems(args.data, start=args.start, limit=args.docs))
+    lm = load_model(args.model)
+    tools = make_tools("calculator")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    report = {"data": str(args.data), "start": args.start, "model": args.model, "commit": commit,
+              "paper_settings": {"tau_s": 0.0, "tau_f": 0.5}, "results": []}
+    for setting in args.settings:
+        k, m, call_sites, placement, *prompt = setting.split(",")
+        cfg = AnnotateConfig(tools="calculator", max_positions=int(k), calls_per_position=int(m),
+                             call_sites=call_sites, filter_placement=placement, prompts=f"calculator={prompt[0]}" if prompt else "",
+                             batch_docs=args.batch_docs, max_decode_rows=args.max_decode_rows)
+        started = time.perf_counter()
+        candidates = None
+        if args.candidates_dir is not None:
+            args.candidates_dir.mkdir(parents=True, exist_ok=True)
+            candidates = args.candidates_dir / (setting.replace(",", "_").replace("/", "_") + ".jsonl")
+        result = evaluate_setting(Annotator(lm, tools, cfg), docs, int(k), candidates)
+        result |= {"k": int(k), "m": int(m), "call_sites": call_sites, "filter_placement": placement, "prompt": prompt[0] if prompt else "shipped",
+                   "seconds": time.perf_counter() - started}
+        report["results"].append(result)
+        out.write_text(json.dumps(report, indent=1))
+        print(f"{setting}: recall {result['recall']}, precision {result['precision']}, "
+              f"correct {result['result_correctness']}, lost at {result['gold_lost_at']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

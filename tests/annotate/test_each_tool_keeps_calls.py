@@ -1,0 +1,41 @@
+"""Every tool's calls can reach C*: the embedded model, each tool's shipped prompt and backend, and a
+filter threshold every call passes, so what is tested is that nothing on the way drops a tool's
+calls (a Calendar call, written `[Calendar()]`, has an empty input and used to be dropped)."""
+
+import pytest
+
+from jtoolformer import load_model
+from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
+from jtoolformer.tools.registry import make_tools
+
+DOCUMENTS = {
+    "calculator": {"id": "calc", "text": "The school ordered 18 boxes of 10 pencils, so it got 180 pencils in all."},
+    "calendar": {"id": "cal", "text": "The shops close early today because it is Friday, the last day of January.",
+                 "date": "2023-01-27"},
+    "wikisearch": {"id": "wiki", "text": "The Eiffel Tower is a wrought-iron tower in Paris, the capital of France."},
+    "qa": {"id": "qa", "text": "Paris is the capital and largest city of France."},
+    "mt": {"id": "mt", "text": "The sign at the border said \"Bienvenue en France, le pays du fromage et du vin\" "
+                               "in large letters."},
+}
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return load_model()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tool", sorted(DOCUMENTS))
+def test_calls_of_every_tool_can_be_kept(lm, tool):
+    tools = make_tools(tool, generator=lm)
+    cfg = AnnotateConfig(tools=tool, max_positions=3, calls_per_position=4, max_call_tokens=20,
+                         filter_threshold=-1e6, temperature=0.7)
+    annotation = Annotator(lm, tools, cfg).annotate([DOCUMENTS[tool]])
+    (name,) = tools
+    stats = annotation.stats[name]
+    assert stats.well_formed > 0 and stats.kept["tool"] > 0, stats
+    [record] = annotation.records
+    assert {call["tool"] for call in record["calls"]} == {name}
+    assert all(call["call"] in record["text"] and call["result"] for call in record["calls"])
+    kept = [c for c in annotation.candidates if c.outcome == "kept"]
+    assert kept and all(c.gain is not None and c.gain >= -1e6 and c.parse == "ok" for c in kept)
