@@ -34,6 +34,7 @@ _PAIRS_PER_STEP = 1 << 15
 # A result computed in floats from numbers read into floats is within ~5e-16 × (|a| + |b| + |result|)
 # of the exact one; the search allows 20 times that.
 _RELATIVE_ERROR = 1e-14
+_BLOCK = 2**32
 
 
 def has_result_cue(text: str) -> bool:
@@ -93,12 +94,14 @@ def results(a: Fraction, b: Fraction) -> set[Fraction]:
 
 @dataclass(frozen=True)
 class _Column:
-    """The numbers written with one count of decimals: their distinct values, ascending, a bitmap
-    of the integers next to their scaled values (value × 10^places), and who wrote which."""
+    """The numbers written with one count of decimals: their distinct values, ascending, bitmaps of
+    their scaled values (value × 10^places, integers) by unit and by blocks of _BLOCK, and who wrote
+    which."""
 
     values: np.ndarray  # distinct float values, ascending
     scale: float  # 10^places
-    bitmap: np.ndarray  # bool, a power of two long: [n & mask] is set when n or n + 1 is a scaled value
+    units: np.ndarray  # bool, a power of two long: [n & mask] is set when n or n + 1 is a scaled value
+    blocks: np.ndarray  # the same for the blocks n // _BLOCK of the scaled values
     rank: np.ndarray  # per number of the whole text: rank of its value here (-1 for other decimals)
     keys: np.ndarray  # rank * stride + index of each member, ascending
     stride: int
@@ -106,12 +109,23 @@ class _Column:
     def may_hold(self, results: np.ndarray, lowest: np.ndarray, spread: np.ndarray) -> np.ndarray:
         """False where no value of the column can be a result rounded to its places. `lowest` is
         the least each result can exactly be; `spread` bounds the magnitudes it was computed from."""
-        # A result within ±0.5 of a scaled value n lies in [n - 1, n + 1); results are >= 0, so the
-        # cast floors them (where it overflows, the result is `wide` or beyond the largest value).
-        floor = (results * self.scale).astype(np.int64)
-        hit = self.bitmap[floor & (len(self.bitmap) - 1)]
-        wide = spread >= 0.25 / (self.scale * _RELATIVE_ERROR)  # float error beyond a quarter unit
-        return (hit | wide) & (lowest <= self.values[-1] + 0.5 / self.scale)
+        scaled = results * self.scale
+        # A scaled value n with |n - result| <= 0.5 + error < 1 is floor(result) or the next one;
+        # results are >= 0, so the cast floors them (the overflowed ones are wide or beyond the top).
+        hit = self.units[scaled.astype(np.int64) & (len(self.units) - 1)]
+        wide = np.flatnonzero(spread >= 0.25 / (self.scale * _RELATIVE_ERROR))  # an error over 0.25
+        if len(wide):  # from numbers of 14 digits or more: the same test by blocks
+            error = spread.flat[wide] * (self.scale * _RELATIVE_ERROR)
+            low = (scaled.flat[wide] - error - 0.5) / _BLOCK
+            hit.flat[wide] = self.blocks[low.astype(np.int64) & (len(self.blocks) - 1)] | (error >= _BLOCK / 4)
+        return hit & (lowest <= self.values[-1] + 0.5 / self.scale)
+
+
+def _bitmap(integers: np.ndarray, size: int) -> np.ndarray:
+    """bool[size] (a power of two): [n & (size - 1)] set for every n in `integers` and n + 1."""
+    bits = np.zeros(size, bool)
+    bits[integers & (size - 1)] = True
+    return bits | np.roll(bits, -1)
 
 
 def _columns(numbers: Numbers) -> dict[int, _Column]:
@@ -124,10 +138,10 @@ def _columns(numbers: Numbers) -> dict[int, _Column]:
         rank[members] = member_rank
         scale = 10.0**places
         scaled = np.rint(values * scale)
-        bitmap = np.zeros(max(1024, 1 << (64 * len(values)).bit_length()), bool)
-        bitmap[scaled[scaled < 2.0**62].astype(np.int64) & (len(bitmap) - 1)] = True
-        bitmap |= np.roll(bitmap, -1)
-        columns[places] = _Column(values, scale, bitmap, rank, np.sort(member_rank * stride + members), stride)
+        scaled = scaled[scaled < 2.0**62].astype(np.int64)
+        size = max(1024, 1 << (64 * len(values)).bit_length())
+        columns[places] = _Column(values, scale, _bitmap(scaled, size), _bitmap(scaled // _BLOCK, size), rank,
+                                  np.sort(member_rank * stride + members), stride)
     return columns
 
 
@@ -172,14 +186,17 @@ def _candidates(numbers: Numbers, columns: dict[int, _Column], exact_ids: np.nda
     """(i, j, places) for the pairs (i, j) with a result near a number written with `places` decimals
     among the numbers k in starts[j] <= k < ends[i], k not i or j."""
     a, b = numbers.values[i], numbers.values[j]
+    nontrivial, no_one = (a != 0) & (b != 0), (a != 1) & (b != 1)
+    distinct = nontrivial & (exact_ids[i] != exact_ids[j])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         results = np.stack([a + b, a * b, np.abs(a - b), a / b, b / a])  # the operations of `results`
+        for row, computed in enumerate((nontrivial, nontrivial & no_one, distinct, distinct & no_one,
+                                        distinct & no_one)):
+            results[row, ~computed] = np.nan  # what `results` leaves out matches nothing
         spread = results + results[0]  # |a| + |b| + |result| bounds the float error (numbers are >= 0)
         lowest = results - spread * _RELATIVE_ERROR
         for places, column in columns.items():
             op, p = np.divmod(np.flatnonzero(column.may_hold(results, lowest, spread)), len(i))
-            keep = _computed(op, a[p], b[p], exact_ids[i[p]] != exact_ids[j[p]])
-            op, p = op[keep], p[keep]
             result, reach = results[op, p], 0.5 / column.scale + spread[op, p] * _RELATIVE_ERROR
             low = np.searchsorted(column.values, result - reach, side="left")
             high = np.searchsorted(column.values, result + reach, side="right")
@@ -190,12 +207,6 @@ def _candidates(numbers: Numbers, columns: dict[int, _Column], exact_ids: np.nda
             # Where two values are near (a result halfway between them), the exact check decides.
             for k in np.flatnonzero((high > low) & ((inside > 0) | (high - low > 1))).tolist():
                 yield int(pi[k]), int(pj[k]), places
-
-
-def _computed(op: np.ndarray, a: np.ndarray, b: np.ndarray, distinct: np.ndarray) -> np.ndarray:
-    """Whether `results` computes operation `op` (a row of `_candidates`' stack) for operands a, b."""
-    one = (a == 1) | (b == 1)
-    return (a != 0) & (b != 0) & ~((op == 1) & one) & ~((op >= 2) & ~distinct) & ~((op >= 3) & one)
 
 
 def _confirmed(numbers: Numbers, i: int, j: int, places: int, start: int, end: int) -> bool:

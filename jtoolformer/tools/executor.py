@@ -12,6 +12,7 @@ import enum
 import json
 import logging
 import math
+import numbers
 import queue
 import threading
 import time
@@ -30,16 +31,17 @@ NO_LIMIT = 0.0
 
 def check_timeout(seconds: object, name: str = "timeout_s") -> float:
     """`seconds` as a float when it is a valid time limit (finite and > 0, or NO_LIMIT), else ValueError."""
-    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds) \
-            and seconds >= 0:
-        return float(seconds)
+    if isinstance(seconds, numbers.Real) and not isinstance(seconds, bool):
+        value = float(seconds) if abs(seconds) < 2**1000 else math.inf  # float(10**400) would raise
+        if math.isfinite(value) and value >= 0:
+            return value
     raise ValueError(f"{name} must be a finite number of seconds > 0, or {NO_LIMIT:g} for no limit; "
                      f"got {seconds!r}")
 
 
 def _check_count(value: object, name: str, least: int) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= least:
-        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least:
+        return int(value)
     raise ValueError(f"{name} must be an integer >= {least}; got {value!r}")
 
 

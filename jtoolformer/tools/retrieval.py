@@ -147,7 +147,8 @@ class PassageIndex:
                 line = json.dumps({"title": passage.title, "text": passage.text}, ensure_ascii=False)
                 offsets.append(offsets[-1] + file.write(line.encode("utf-8", "replace") + b"\n"))
         np.save(directory / _OFFSETS, np.asarray(offsets, dtype=np.int64))
-        meta = {"format": INDEX_FORMAT, "passages": len(self._passages), "stopwords": STOPWORDS}
+        files = sorted(path.name for path in directory.iterdir() if path.is_file() and path.name != _META)
+        meta = {"format": INDEX_FORMAT, "passages": len(self._passages), "stopwords": STOPWORDS, "files": files}
         (directory / _META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     def __len__(self) -> int:
@@ -187,6 +188,12 @@ def check_index(directory: str | Path) -> None:
     if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise ValueError(f"{meta_path}: index format {found}, this code reads {INDEX_FORMAT}; rebuild the index")
+    files = meta.get("files", [])  # indexes written before the list was kept have none
+    if not isinstance(files, list):
+        raise ValueError(f"{meta_path}: 'files' is not a list; rebuild the index")
+    missing = [str(name) for name in files if not (Path(directory) / str(name)).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{directory}: the index is incomplete, {', '.join(missing)} missing; rebuild it")
 
 
 def build_index(source: str | Path, out_dir: str | Path, *, show_progress: bool = False) -> PassageIndex:

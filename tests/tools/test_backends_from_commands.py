@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,12 @@ def test_what_backs_each_tool_is_said(index_dir, tmp_path):
 
 def test_bad_backends_are_usage_errors(index_dir, tmp_path):
     (tmp_path / "meta.json").write_text('{"format": 99}')
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(index_dir, incomplete)
+    (incomplete / "passages.jsonl").unlink()
     for backends, message in [(ToolBackends(index=str(tmp_path / "nope")), "no meta.json"),
                               (ToolBackends(index=str(tmp_path)), "index format 99"),
+                              (ToolBackends(index=str(incomplete)), "incomplete, passages.jsonl missing"),
                               (ToolBackends(mt_model=str(tmp_path / "nope")), "no such directory")]:
         with pytest.raises(UsageError, match=message):
             backends.check()

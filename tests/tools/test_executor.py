@@ -247,7 +247,7 @@ class Sleeps(PromptedTool):
 @pytest.mark.parametrize("settings, field", [
     ({"timeout_s": float("inf")}, "timeout_s"), ({"timeout_s": float("nan")}, "timeout_s"),
     ({"timeout_s": -1.0}, "timeout_s"), ({"timeout_s": float("-inf")}, "timeout_s"),
-    ({"timeout_s": "10"}, "timeout_s"), ({"timeout_s": True}, "timeout_s"), ({"timeout_s": None}, "timeout_s"),
+    ({"timeout_s": "10"}, "timeout_s"), ({"timeout_s": 10**400}, "timeout_s"), ({"timeout_s": True}, "timeout_s"), ({"timeout_s": None}, "timeout_s"),
     ({"timeouts": {"Sleep": float("inf")}}, "timeouts['Sleep']"), ({"timeouts": {"Sleep": -2}}, "timeouts['Sleep']"),
     ({"max_workers": 0}, "max_workers"), ({"max_batch": 0}, "max_batch"), ({"cache_size": -1}, "cache_size"),
     ({"max_input_chars": -1}, "max_input_chars"), ({"max_result_chars": 1.5}, "max_result_chars"),
