@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from jtoolformer.tools.base import ToolContext
 from jtoolformer.tools.calculator import Calculator
-from jtoolformer.tools.calculator_prefilter import find_numbers, has_arithmetic_triple, has_result_cue
+from jtoolformer.tools.calculator_prefilter import find_numbers, has_arithmetic_triple, has_result_cue, results
 
-# --- the previous search (every pair, exact fractions), kept as the reference ---
+# --- the previous search (every pair, exact fractions), kept as the reference; it shares `results` ---
 _NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3}){1,5}|\d{1,18})(?:\.\d{1,12})?(?!\d|[.,]\d)")
 
 
@@ -30,19 +30,6 @@ def reference_numbers(text: str) -> list[tuple[Fraction, int, int]]:
     return numbers
 
 
-def reference_results(a: Fraction, b: Fraction) -> set[Fraction]:
-    if 0 in (a, b):
-        return set()
-    results = {a + b}
-    if 1 not in (a, b):
-        results.add(a * b)
-    if a != b:
-        results.add(abs(a - b))
-        if 1 not in (a, b):
-            results.update((a / b, b / a))
-    return results
-
-
 def reference_has_triple(text: str) -> bool:
     numbers = reference_numbers(text)
     written: dict[tuple[Fraction, int], list[int]] = {}
@@ -54,7 +41,7 @@ def reference_has_triple(text: str) -> bool:
             b, _, token_b = numbers[j]
             if token_b - token_a > 100:
                 break
-            for result in reference_results(a, b):
+            for result in results(a, b):  # the same five operations
                 for places in decimals:
                     for k in written.get((round(result, places), places), ()):
                         span = (token_a, token_b, numbers[k][2])
