@@ -47,8 +47,8 @@ class Range:
     choices: Collection[Any] | None = None
     finite: bool = True
 
-    def problem(self, value: Any) -> str | None:
-        """What is wrong with `value` (of the field's type), or None."""
+    def problem(self, value: Any, number: bool) -> str | None:
+        """What is wrong with `value` (of the field's type; `number`: a float field), or None."""
         if self.choices is not None:
             return None if value in self.choices else f"must be one of {tuple(self.choices)}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -58,7 +58,7 @@ class Range:
         finite = not isinstance(value, float) or math.isfinite(value) or (not self.finite and not math.isnan(value))
         if within and finite:
             return None
-        kind = "an integer" if isinstance(value, int) else "a finite number" if self.finite else "a number"
+        kind = "a finite number" if number and self.finite else "a number" if number else "an integer"
         limits = " and ".join(f"{op} {_number(bound)}" for op, bound in bounds if bound is not None)
         return f"must be {kind}" + (f" {limits}" if limits else "")
 
@@ -78,9 +78,9 @@ def setting(default: Any, *, ge: float | None = None, gt: float | None = None, l
 
 
 class Checked:
-    """Base of a frozen dataclass config: construction checks every field's type (ints become floats
-    where a float is declared) and range; a NaN or infinite float is refused unless the field allows it.
-    A subclass with its own `__post_init__` calls this one first."""
+    """Base of a frozen dataclass config: construction checks every field's type (an int may stand for a
+    float) and range; a NaN or infinite float is refused unless the field allows it. A subclass with its
+    own `__post_init__` calls this one first."""
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):  # type: ignore[arg-type]
@@ -89,9 +89,9 @@ class Checked:
             checked = _typed(kind, value)
             if checked is _WRONG_TYPE:
                 raise ConfigError(field.name, value, f"must be {_describe(kind)}")
-            object.__setattr__(self, field.name, checked)
-            allowed = field.metadata.get(_RANGE, Range())
-            problem = None if checked is None or dataclasses.is_dataclass(checked) else allowed.problem(checked)
+            if checked is None or dataclasses.is_dataclass(checked):
+                continue
+            problem = field.metadata.get(_RANGE, Range()).problem(checked, float in _options(kind))
             if problem:
                 raise ConfigError(field.name, value, problem)
 
@@ -109,8 +109,9 @@ def _options(kind: Any) -> tuple[Any, ...]:
 
 
 def _typed(kind: Any, value: Any) -> Any:
-    """`value` as a field of type `kind` (int, float, bool, str, a dataclass, or a union of them with
-    None), or _WRONG_TYPE."""
+    """`value` as its range is checked in a field of type `kind` (int, float, bool, str, a dataclass, or a
+    union of them with None): an int in a float field as a float, one beyond the float range as an
+    infinity. _WRONG_TYPE when the type does not fit."""
     for option in _options(kind):
         if option is type(None) and value is None:
             return None

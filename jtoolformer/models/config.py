@@ -64,10 +64,6 @@ class ModelConfig(Checked):
             raise ConfigError("n_heads", self.n_heads, f"is not a multiple of n_kv_heads={self.n_kv_heads}")
         if self.rotary_dim > self.head_dim or self.rotary_dim % 2:
             raise ConfigError("rotary_dim", self.rotary_dim, f"must be even and at most head_dim={self.head_dim}")
-        for name in ("bos_id", "eos_id"):
-            token = getattr(self, name)
-            if token is not None and token >= self.vocab_size:
-                raise ConfigError(name, token, f"is not below vocab_size={self.vocab_size}")
 
     @property
     def layers_scanned(self) -> bool:

@@ -127,7 +127,7 @@ def test_an_unreadable_config_json_is_named(copy, config, message):
     ({"layer_norm_epsilon": "tiny"}, r"norm_eps='tiny' must be a number"),
     ({"layer_norm_epsilon": -1e-5}, r"norm_eps=-1e-05 must be a finite number > 0"),
     ({"tie_word_embeddings": "false"}, r"tie_embeddings='false' must be true or false"),
-    ({"eos_token_id": 512}, r"eos_id=512 is not below vocab_size=512"),
+    ({"eos_token_id": -1}, r"eos_id=-1 must be an integer >= 0"),
     ({"n_head": 5}, r"n_heads=5 does not divide d_model=64"),
     ({"n_head": 128}, r"n_heads=128 does not divide d_model=64"),
     ({"n_positions": None}, r"max_positions=None must be an integer"),
