@@ -34,10 +34,10 @@ PROMPTS = (
 
 def run_demo(out: Path, model: str = DEFAULT_MODEL, documents: int = 40, progress: bool = True,
              backends: ToolBackends | None = None) -> None:
-    """`backends`: what backs WikiSearch, QA and MT; None: the demo config's (the bundled passages)."""
+    """`backends`: what backs WikiSearch, QA and MT, over the demo config's (the bundled passages)."""
     cfg = yaml_config.load(AnnotateConfig, CONFIGS / "annotate_demo.yaml")
     if backends is not None:
-        cfg = dataclasses.replace(cfg, index=backends.index, mt_model=backends.mt_model)
+        cfg = dataclasses.replace(cfg, index=backends.index or cfg.index, mt_model=backends.mt_model or cfg.mt_model)
     print(f"1/3 annotate: {documents} documents of {DEMO_CORPUS.name} with {cfg.tools}")
     stats = annotate_corpus(cfg, model, str(DEMO_CORPUS), out / "annotate", limit=documents, stride=7,
                             progress=progress)
