@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec
 
 from jtoolformer.kernels.dispatch import kernel_backend, resolve_impl
-from jtoolformer.kernels.vocab_logprobs import self_check, selected_logits, vocab_logprobs
+from jtoolformer.kernels.vocab_logprobs import self_check, selected_logits, vocab_logsumexp
 from jtoolformer.models import ModelConfig
 
 F32 = jnp.float32
@@ -65,21 +65,40 @@ def logsumexp_over_vocab(hidden: jax.Array, w: jax.Array, b: jax.Array | None, m
 
 
 def _kernel_logprobs(hidden, w, b, targets, mesh: Mesh | None):
-    """The fused kernel over rows [N, D]; on a mesh, each device takes its share of the rows (W and b
-    replicated inside, their gradients summed over the devices)."""
+    """The fused kernel over rows [N, D]. On a mesh, when the devices divide V, each takes a slice of
+    the vocabulary for every row (its own slice of W and dW, no whole copy of either) and the rows'
+    log-sum-exps and target logits are combined across devices; else each takes a share of the rows."""
     backend, interpret = kernel_backend()
-    bias = () if b is None else (b,)
-
-    def rows_logprobs(h, w, t, *bias):
-        return vocab_logprobs(h, w, bias[0] if bias else None, t, backend=backend, interpret=interpret)
-
+    lse = functools.partial(vocab_logsumexp, backend=backend, interpret=interpret)
     h, t = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
     axes = tuple(a for a in (mesh.axis_names if mesh is not None else ()) if mesh.shape[a] > 1)
-    if axes and t.shape[0] % math.prod(mesh.shape[a] for a in axes) == 0:
-        rows, whole = PartitionSpec(axes), PartitionSpec()
-        rows_logprobs = jax.shard_map(rows_logprobs, mesh=mesh, in_specs=(rows, whole, rows) + (whole,) * len(bias),
-                                      out_specs=rows, check_vma=False)
-    return rows_logprobs(h, w, t, *bias).reshape(targets.shape)
+    devices = math.prod(mesh.shape[a] for a in axes) if axes else 1
+    bias = () if b is None else (b,)
+    whole, split = PartitionSpec(), PartitionSpec(axes)
+
+    def rows_logprobs(h, w, t, *bias):
+        b = bias[0] if bias else None
+        return selected_logits(h, w, b, t) - lse(h, w, b)
+
+    def vocab_slice_logprobs(h, w, t, *bias):
+        b, width = bias[0] if bias else None, w.shape[1]
+        local = lse(h, w, b)
+        top = jax.lax.pmax(jax.lax.stop_gradient(local), axes)
+        total = jnp.log(jax.lax.psum(jnp.exp(local - top), axes)) + top
+        own = t - jax.lax.axis_index(axes) * width
+        mine = (own >= 0) & (own < width)
+        target = jnp.where(mine, selected_logits(h, w, b, jnp.clip(own, 0, width - 1)), 0.0)
+        return jax.lax.psum(target, axes) - total
+
+    if devices > 1 and w.shape[1] % devices == 0:
+        fn = jax.shard_map(vocab_slice_logprobs, mesh=mesh, in_specs=(whole, PartitionSpec(None, axes), whole)
+                           + (split,) * len(bias), out_specs=whole, check_vma=False)
+    elif devices > 1 and t.shape[0] % devices == 0:
+        fn = jax.shard_map(rows_logprobs, mesh=mesh, in_specs=(split, whole, split) + (whole,) * len(bias),
+                           out_specs=split, check_vma=False)
+    else:
+        fn = rows_logprobs
+    return fn(h, w, t, *bias).reshape(targets.shape)
 
 
 def token_logprobs(hidden: jax.Array, w: jax.Array, b: jax.Array | None, targets: jax.Array,

@@ -307,17 +307,23 @@ def selected_logits(hidden: jax.Array, w: jax.Array, b: jax.Array | None, ids: j
     return logits + (b[ids].astype(F32) if b is not None else 0.0)
 
 
+def vocab_logsumexp(hidden: jax.Array, w: jax.Array, b: jax.Array | None, *, backend: str = "tpu",
+                    interpret: bool = False, blocks: tuple[int, int] | None = None) -> jax.Array:
+    """log Σ_v exp(hidden·W[:, v] + b[v]): hidden [N, D], W [D, V], b [V] or None → [N], float32;
+    differentiable in hidden, W and b. backend "tpu" or "gpu" picks the kernel variant; interpret=True
+    runs it on any backend (the CPU's only way); blocks = (rows, vocabulary columns) per tile."""
+    n = hidden.shape[0]
+    h = jnp.pad(hidden, ((0, -n % ROW_MULTIPLE), (0, 0)))
+    bias = jnp.zeros((1, w.shape[1]), w.dtype) if b is None else b.reshape(1, -1)
+    return _lse(h, w, bias, (backend, interpret, blocks))[:n]
+
+
 def vocab_logprobs(hidden: jax.Array, w: jax.Array, b: jax.Array | None, targets: jax.Array, *,
                    backend: str = "tpu", interpret: bool = False,
                    blocks: tuple[int, int] | None = None) -> jax.Array:
-    """hidden [N, D], W [D, V], b [V] or None, targets [N] → log p(target) [N], float32; differentiable
-    in hidden, W and b. backend "tpu" or "gpu" picks the kernel variant; interpret=True runs it on any
-    backend (the CPU's only way); blocks = (rows, vocabulary columns) per tile."""
-    n = hidden.shape[0]
-    pad = -n % ROW_MULTIPLE
-    h = jnp.pad(hidden, ((0, pad), (0, 0)))
-    bias = jnp.zeros((1, w.shape[1]), w.dtype) if b is None else b.reshape(1, -1)
-    lse = _lse(h, w, bias, (backend, interpret, blocks))[:n]
+    """hidden [N, D], W [D, V], b [V] or None, targets [N] → log p(target) [N], float32 (arguments as
+    vocab_logsumexp's)."""
+    lse = vocab_logsumexp(hidden, w, b, backend=backend, interpret=interpret, blocks=blocks)
     return selected_logits(hidden, w, b, targets) - lse
 
 

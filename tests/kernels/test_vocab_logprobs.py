@@ -81,9 +81,10 @@ def test_chunked_xla_logsumexp_counts_every_column_once(v):
     assert_close(logsumexp_over_vocab(h, w, b, max_chunk=5000), expected, jnp.float32)
 
 
-def test_dispatch_pallas_equals_xla_on_a_mesh():
-    """[B, T, D] hidden states, rows split over 8 devices by shard_map; gradients summed back."""
-    v = 1000
+@pytest.mark.parametrize("v", [1000, 1001])
+def test_dispatch_pallas_equals_xla_on_a_mesh(v):
+    """[B, T, D] hidden states on 8 devices: V = 1000 split among them (log-sum-exps and target
+    logits combined across devices), V = 1001 not, so the rows are split instead."""
     keys = jax.random.split(jax.random.key(2), 4)
     h = jax.random.normal(keys[0], (8, 6, D))
     w, b = jax.random.normal(keys[1], (D, v)) * 0.3, jax.random.normal(keys[2], (v,))
