@@ -3,7 +3,8 @@
 Each stage is lowered and compiled with abstract params and inputs (ShapeDtypeStructs carrying their
 shardings: nothing is allocated) on a simulated mesh of N CPU devices, one subprocess per N (the
 device count is fixed when JAX starts). `compiled.memory_analysis()` gives each device's argument,
-output, temporary and aliased (donated) bytes. Stages: the train step; annotation's positions pass
+output, temporary and aliased (donated) bytes. Stages: the train step (with the XLA loss and with the
+fused log-prob kernel, interpreted); annotation's positions pass
 (stage 1), the start and the decode loop of call sampling (stage 2) and the filter (stage 4); and
 generation's prefill and decode chunk. XLA:CPU's buffer assignment only approximates a TPU's or a
 GPU's: their layouts pad differently and their compilers fuse and rematerialise differently.
@@ -90,6 +91,8 @@ def _struct(shape, dtype, sharding=None):
 
 
 def _train(config: str, sizes: Sizes, devices: int) -> dict:
+    """The train step with the XLA loss, and with the fused log-prob kernel (interpreted on the CPU,
+    so its figures are rougher still)."""
     import jax.numpy as jnp
 
     from jtoolformer.models import load_model_config
@@ -97,16 +100,20 @@ def _train(config: str, sizes: Sizes, devices: int) -> dict:
     from jtoolformer.train.config import OptimConfig
     from jtoolformer.train.step import Trainer
 
-    cfg = load_model_config(config, dtype="bfloat16", param_dtype="float32", remat=True, scan_layers=True)
     mesh = make_mesh(data=1, fsdp=devices, tensor=1)
     micro = max(1, sizes.train_batch // devices)  # one sequence per device per micro-batch
-    trainer = Trainer(cfg, mesh, OptimConfig(mu_dtype="bfloat16"), steps=1000, micro_batches=micro)
     shape = (sizes.train_batch, sizes.train_seq_len)
     batch = {name: _struct(shape, jnp.float32 if name == "loss_mask" else jnp.int32, batch_sharding(mesh, shape))
              for name in ("inputs", "targets", "positions", "segment_ids", "loss_mask")}
-    result = _analysis(trainer.step.lower(trainer.abstract_state(), batch))
-    return {"train_step": {**result, "mesh": dict(mesh.shape), "precision": "bf16 compute, fp32 params, "
-                           "fp32 Adam nu, bf16 Adam mu, FSDP, remat", "micro_batches": micro}}
+    out = {}
+    for stage, impl in (("train_step", "xla"), ("train_step_fused_logprobs", "pallas")):
+        cfg = load_model_config(config, dtype="bfloat16", param_dtype="float32", remat=True, scan_layers=True,
+                                logprob_impl=impl)
+        trainer = Trainer(cfg, mesh, OptimConfig(mu_dtype="bfloat16"), steps=1000, micro_batches=micro)
+        out[stage] = {**_analysis(trainer.step.lower(trainer.abstract_state(), batch)), "mesh": dict(mesh.shape),
+                      "precision": "bf16 compute, fp32 params, fp32 Adam nu, bf16 Adam mu, FSDP, remat",
+                      "micro_batches": micro, "logprob_impl": impl}
+    return out
 
 
 def _inference_lm(config: str, devices: int):
