@@ -435,6 +435,10 @@ def _as_str(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+def _first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
 def parse_tfds_spec(spec: str) -> tuple[str, str, str]:
     """NAME[/CONFIG][:VERSION][@SPLIT][#FIELD] -> (name, split, field)."""
     rest, _, field = spec.partition("#")
@@ -458,13 +462,22 @@ def open_corpus(spec: str | Path, data_dir: str | Path | None = None) -> CorpusS
     name, split, field = parse_tfds_spec(spec)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-        records = builder.as_data_source(split)
+        prepared = builder.is_prepared()
     except Exception as e:
+        builder, prepared, cause = None, False, e
+    try:
+        records = builder.as_data_source(split) if prepared else None
+    except Exception as e:
+        splits = ", ".join(sorted(builder.info.splits))
+        raise CorpusError(f"{spec!r}: cannot read split {split!r} of {name} ({_first_line(e)}); its splits are "
+                          f"{splits} (a slice like train[:10%] may follow; TFDS reads only array_record "
+                          "datasets by random access)") from e
+    if records is None:
         raise CorpusError(
             f"{spec!r} is neither an existing file or folder nor a TFDS dataset prepared in "
-            f"{data_dir or 'the default TFDS data dir'} ({str(e).splitlines()[0]}); give a corpus path, or "
-            f"prepare {name} there with file_format='array_record' (random access needs it)"
-        ) from e
+            f"{data_dir or 'the default TFDS data dir'}{f' ({_first_line(cause)})' if builder is None else ''}; "
+            f"give a corpus path, or prepare {name} there with file_format='array_record' (random access needs it)"
+        )
     features = builder.info.features.keys()
     if field not in features:
         raise CorpusError(

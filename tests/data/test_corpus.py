@@ -1,5 +1,6 @@
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,10 @@ def test_existing_tfds_dataset_by_name_split_and_field(tmp_path):
     assert [d["text"] for d in open_corpus("tiny_sentences:0.1.0@test#sentence", tmp_path)] == ["two"]
     with pytest.raises(CorpusError, match=r"no field 'text'; its fields are \['label', 'sentence'\]"):
         open_corpus("tiny_sentences", tmp_path)
+    for split in ("nosplit", "train[:0]", "train[5:]"):
+        with pytest.raises(CorpusError, match=rf"cannot read split '{re.escape(split)}' of tiny_sentences .*its "
+                                              r"splits are test, train"):
+            open_corpus(f"tiny_sentences@{split}#sentence", tmp_path)
 
 
 def test_built_local_corpus_opens_by_its_tfds_name(tmp_path):
