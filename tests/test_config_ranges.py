@@ -35,6 +35,7 @@ CONFIGS = [(AnnotateConfig, {}), (TrainConfig, {}), (MeshConfig, {}), (OptimConf
     (TrainConfig, "checkpoint.save_every=0", r"checkpoint.save_every=0 must be an integer >= 1"),
     (TrainConfig, "remat=yes please", r"remat='yes please' must be true or false"),
     (TrainConfig, "peak_tflops_per_device=-3", r"peak_tflops_per_device=-3 must be a finite number > 0"),
+    (TrainConfig, "seq_len=1", r"seq_len=1 must be an integer >= 2"),
     (TrainConfig, "seed=-1", r"seed=-1 must be an integer >= 0 and < 4294967296"),
 ])
 def test_an_out_of_range_value_is_one_line_naming_the_field(cls, override, message):

@@ -75,7 +75,7 @@ class TrainConfig(Checked):
     steps: int = setting(2000, ge=1)
     global_batch: int = setting(128, ge=1)  # sequences per optimizer step, over all hosts
     micro_batches: int = setting(1, ge=1)  # gradient accumulation: the global batch is split into this many
-    seq_len: int = setting(1024, ge=1)
+    seq_len: int = setting(1024, ge=2)  # a row of one token predicts nothing
     dtype: str = setting("bfloat16", choices=DTYPES)  # compute dtype; params, optimizer and losses stay float32
     remat: bool = False  # recompute each layer's activations in the backward pass
     seed: int = setting(0, ge=0, lt=2**32)
