@@ -124,3 +124,10 @@ def test_negative_counts_are_refused_by_the_parser(argv, capsys):
 def test_eval_checks_tasks_and_modes_before_the_model(tmp_path, capsys, extra, message):
     fails(["eval", "--model", NO_MODEL, "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), *extra], capsys,
           message)
+
+
+def test_an_output_path_that_is_a_file_is_named_before_the_model(tmp_path, corpus, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    fails(["train", "--data", str(corpus), "--out", str(taken / "run"), f"model={NO_MODEL}"], capsys, "Not a directory")
+    fails(["eval", "--model", NO_MODEL, "--data-dir", str(tmp_path), "--out", str(taken)], capsys, "File exists")

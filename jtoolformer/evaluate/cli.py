@@ -27,6 +27,7 @@ def run_eval(args: argparse.Namespace, make_generator_and_scorer: ModelFactory) 
     check_modes(args.modes)
     if not args.data_dir.is_dir():  # checked before the model loads
         raise UsageError(f"--data-dir {args.data_dir}: no such folder; give the folder of the tasks' releases")
+    args.out.mkdir(parents=True, exist_ok=True)
     backends = backends_from_args(args)
     backends.check()
     generator, scorer = make_generator_and_scorer(args.model, args.mesh, backends)

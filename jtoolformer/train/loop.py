@@ -146,9 +146,11 @@ def train_on(cfg: TrainConfig, lm: LM | None, data_spec: str | Path, out_dir: st
     files or a TFDS spec; held-out perplexity on `eval_spec`'s texts, or, without it, on `data.held_out`
     of the training documents (train/data.py). `lm` None: `cfg.model`, loaded on the run's mesh; its
     tokenizer reads the texts."""
+    # The output folder and the data are checked before the model loads.
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     corpus_dir = cfg.data.tfds_dir or Path(out_dir) / "corpus_tfds"
     for spec in filter(None, (data_spec, eval_spec)):
-        open_source(spec, corpus_dir)  # a bad path or corpus is reported before the model loads
+        open_source(spec, corpus_dir)
     if lm is None:
         lm = load_model(cfg.model, mesh=train_mesh(cfg))
     if lm.tokenizer is None:
