@@ -128,7 +128,7 @@ def _decode_specs(mesh: Mesh, rows: int, kv_heads: int, groups: int | None) -> t
 
 def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
                      prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None) -> jax.Array:
-    """attention() for one new token per row (T = 1) by the Pallas kernel of
+    """attention() for one new token per row (T = 1, mask [B, 1, P + S]) by the Pallas kernel of
     jtoolformer.kernels.prefix_decode_attention; under a mesh each device takes its rows and KV heads."""
     b, _, h, d = q.shape
     p = 0 if prefix_k is None else prefix_k.shape[-1]
@@ -183,7 +183,8 @@ def self_attention(
     k_all = write_cache(k_cache, k, cache_index, slot_axis=3)
     v_all = write_cache(v_cache, v, cache_index, slot_axis=2)
     key = (cfg.head_dim, v_all.dtype.name, cfg.n_heads // cfg.n_kv_heads)
-    if q.shape[1] == 1 and resolve_impl(cfg.attention_impl, "decode attention", self_check, key) == "pallas":
+    decode_step = k_cache is not None and q.shape[1] == 1
+    if decode_step and resolve_impl(cfg.attention_impl, "decode attention", self_check, key) == "pallas":
         out = decode_attention(q, k_all, v_all, mask, prefix_k, prefix_v)
     else:
         out = attention(q, k_all, v_all, mask, prefix_k, prefix_v)
