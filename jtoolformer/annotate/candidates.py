@@ -57,10 +57,14 @@ class SampledCall:
 class CandidateSampler:
     """Positions and sampled calls for one tool's prompt on one LM."""
 
-    def __init__(self, lm, prompt: str, *, max_call_tokens: int = 32, sampling: Sampling = Sampling(temperature=1.0)):
+    def __init__(self, lm, prompt: str, *, max_call_tokens: int = 32, sampling: Sampling = Sampling(temperature=1.0),
+                 call_head: str = ""):
+        """`call_head`: text fed after the API start before sampling begins (e.g. "Calculator("), so every
+        sample names the tool; "" samples from the API start on, as the paper does."""
         head_text, tail_text = prompt.split("Input: " + SENTINEL)
         self.lm, self.max_call_tokens, self.sampling = lm, max_call_tokens, sampling
         tok = lm.tokenizer
+        self.call_head = np.array(tok.encode(call_head) if call_head else [], np.int32)
         self.head = ([tok.bos_id] if tok.bos_id is not None else []) + tok.encode(head_text)
         self.tail_suffix = tail_text  # "\nOutput:"
         self.api_ids = np.array(api_start_ids(tok), np.int32)
@@ -142,7 +146,7 @@ class CandidateSampler:
     def _start_impl(self, params, head: KVCache, tails: KVCache, group_doc, cut, position, start_token, *, n_steps):
         """Rows [n·J]: J per document group; row r continues document group_doc[r // J] up to tail
         column cut[r] (exclusive) and holds only its own call tokens in its cache. Feeds each row's
-        API-start token; returns the decoding state."""
+        API-start token and the forced call head; returns the decoding state."""
         lm = self.lm
         rows, groups = cut.shape[0], group_doc.shape[0]
         docs = tails.take_rows(group_doc)
@@ -152,16 +156,19 @@ class CandidateSampler:
             return jnp.concatenate([jnp.broadcast_to(head_part, shape), doc_part], axis=axis)
 
         seen = docs.valid[jnp.arange(rows) // (rows // groups)] & (jnp.arange(tails.length)[None] < cut[:, None])
-        cache = KVCache.zeros(lm.config, rows, n_steps + 1).replace(
+        forced = jnp.concatenate([start_token[:, None], jnp.broadcast_to(self.call_head, (rows, len(self.call_head)))], 1)
+        cache = KVCache.zeros(lm.config, rows, n_steps + forced.shape[1]).replace(
             prefix_k=jax.tree.map(lambda h, d: join(h, d, d.ndim - 1), head.k, docs.k),
             prefix_v=jax.tree.map(lambda h, d: join(h, d, d.ndim - 2), head.v, docs.v),
             prefix_valid=jnp.concatenate([jnp.ones((rows, len(self.head)), bool), seen], axis=1))
-        logits, cache = self._forward(params, cache, start_token, position)
+        logits, cache = self._forward(params, cache, forced, position[:, None] + jnp.arange(forced.shape[1]))
         return 0, cache, logits, jnp.full((rows, n_steps), -1, jnp.int32)
 
     def _forward(self, params, cache: KVCache, tokens, positions):
+        """Feeds tokens [rows] or [rows, n] at their positions; the logits after the last."""
+        tokens, positions = jnp.atleast_2d(tokens.T).T, jnp.atleast_2d(positions.T).T
         with activation_mesh(self.lm.mesh):
-            logits, cache = self.lm.model.apply({"params": params}, tokens[:, None], positions[:, None], cache=cache)
+            logits, cache = self.lm.model.apply({"params": params}, tokens, positions, cache=cache)
         return logits[:, -1], cache
 
     def _decode_impl(self, params, state, done, keys, position, until):
@@ -232,13 +239,13 @@ class CandidateSampler:
         done = np.array([job is None for job in rows])
         tokens = self._decode_rows(
             self._start(self.lm.params, self._head_prefix(), tails, np.array(doc_ids, np.int32), cut, position,
-                        start_token, n_steps=self.max_call_tokens), done, keys, position)
+                        start_token, n_steps=self.max_call_tokens), done, keys, position + len(self.call_head))
         tok = self.lm.tokenizer
         out = []
         for job, row in zip(rows, tokens):
             if job is not None:
                 (p, s), ids = job, [int(t) for t in row if t >= 0]
-                out.append(SampledCall(p.doc, p.i, s, tok.decode([p.start_token] + ids)))
+                out.append(SampledCall(p.doc, p.i, s, tok.decode([p.start_token, *self.call_head.tolist(), *ids])))
         return out
 
     def _decode_rows(self, state, done: np.ndarray, keys: jax.Array, position: np.ndarray) -> np.ndarray:

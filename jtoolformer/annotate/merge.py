@@ -49,14 +49,20 @@ def leaks(call_input: str, text: str, char_position: int) -> bool:
     return bool(later & content_words(text[char_position:]))
 
 
+def spaced_call(call_text: str, text: str, pos: int) -> str:
+    """The call as inserted at `pos`: a space before it where it would touch the word before, and after
+    it where it would touch the word after ("that is [Calculator(400 / 1400) -> 0.29] 29%")."""
+    before = " " if 0 < pos < len(text) and text[pos].isspace() and not text[pos - 1].isspace() else ""
+    after = " " if pos < len(text) and not text[pos].isspace() else ""
+    return before + call_text + after
+
+
 def insert_calls(text: str, calls: list[KeptCall]) -> str:
-    """The text with each call placed at its char position (a space before it where a word follows)."""
+    """The text with each call placed at its char position (see spaced_call)."""
     out, last = [], 0
     for call in sorted(calls, key=lambda c: c.char_position):
         pos = call.char_position
-        head = text[last:pos]
-        sep = " " if pos < len(text) and text[pos].isspace() and pos > 0 and not text[pos - 1].isspace() else ""
-        out += [head, sep, call.text]
+        out += [text[last:pos], spaced_call(call.text, text, pos)]
         last = pos
     out.append(text[last:])
     return "".join(out)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from jtoolformer.annotate.call_sites import CALL_SITE_RULES, allowed_positions, char_position, token_starts
 from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler, Document
 from jtoolformer.annotate.candidates_file import Candidate
-from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls
+from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls, spaced_call
 from jtoolformer.annotate.scoring import Scorer, ScoreRequest
 from jtoolformer.decoding import Sampling
 from jtoolformer.errors import UsageError
@@ -46,7 +46,9 @@ class AnnotateConfig(Checked):
     filter_threshold: float | None = setting(None)  # τ_f; None: the tool's own (paper) value
     max_decode_rows: int = setting(256, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
     call_sites: str = setting("word_boundary", choices=CALL_SITE_RULES)  # stage-1 positions (call_sites.py)
-    filter_placement: str = setting("prefix", choices=("prefix", "inline"))  # where z goes when scoring (scoring.py)
+    # stage 4: "prefix" (the paper) or "inline": z scored where it is inserted, against the call without result
+    filter_placement: str = setting("prefix", choices=("prefix", "inline"))
+    call_head: str = setting("free", choices=("free", "forced"))  # stage 2: "forced" feeds "Tool(" after the API start
     prompts: str = ""  # the user's own few-shot prompts: "calculator=my_prompt.txt,qa=…"
     write_candidates: bool = True  # candidates.jsonl and positions.jsonl beside C* (candidates_file.py)
     index: str | None = None  # WikiSearch and QA passages: an index directory (`index build`); None: the demo set
@@ -103,7 +105,8 @@ class Annotator:
         sampling = Sampling(temperature=cfg.temperature)
         prompts = prompt_overrides(cfg.prompts, tools)
         self.samplers = {name: CandidateSampler(lm, prompts.get(name) or tool.render_prompt(SENTINEL),
-                                                max_call_tokens=cfg.max_call_tokens, sampling=sampling)
+                                                max_call_tokens=cfg.max_call_tokens, sampling=sampling,
+                                                call_head=call_head(tool) if cfg.call_head == "forced" else "")
                          for name, tool in tools.items()}
         self.scorer = Scorer(lm, max_rows=cfg.max_rows)
         self.executor = ToolExecutor(tools, timeout_s=cfg.tool_timeout_s)
@@ -175,7 +178,7 @@ class Annotator:
             started = self._sample(name, batch, documents, run) if batch else None
             if pending is not None:
                 _show(bar, "filtering", run.stats)
-                self._filter(name, *pending, run)
+                self._filter(name, *pending, documents, run)
                 bar.update()
             pending = started
         _show(bar, "done", run.stats)
@@ -222,9 +225,11 @@ class Annotator:
         future = self._pool.submit(self.executor.run, requests)
         return batch, unique, future
 
-    def _filter(self, name, batch, unique, future, run: _ToolRun) -> None:
-        """Stage 4: keep a call when min(L(ε), L(e(c, ε))) − L(e(c, r)) ≥ τ_f."""
+    def _filter(self, name, batch, unique, future, documents, run: _ToolRun) -> None:
+        """Stage 4: keep a call when min(L(ε), L(e(c, ε))) − L(e(c, r)) ≥ τ_f (the paper's prefix placement),
+        or L(e(c, ε)) − L(e(c, r)) ≥ τ_f with both calls inline (filter_placement=inline)."""
         tool, tok, stats = self.tools[name], self.lm.tokenizer, run.stats
+        inline = self.cfg.filter_placement == "inline"
         requests: dict[ScoreRequest, None] = {}
         scored = []
         for ((doc, i, call), twins), outcome in zip(unique.items(), future.result()):
@@ -237,33 +242,35 @@ class Annotator:
                 continue
             stats.executed += 1
             x = batch[doc][1].x
-            inline = self.cfg.filter_placement == "inline"
-            with_result = ScoreRequest(tuple(tok.encode(format_call(call, result, quoted=tool.quoted_input))), x, i,
-                                       inline)
-            without = ScoreRequest(tuple(tok.encode(format_call(call, "", quoted=tool.quoted_input))), x, i, inline)
+            char = char_position(tok, x, i)
+            if char is None:
+                twins[0].outcome = "unaligned"
+                stats.skipped["unaligned_position"] += 1
+                continue
+
+            def z(r: str) -> tuple[int, ...]:
+                text = format_call(call, r, quoted=tool.quoted_input)
+                return tuple(tok.encode(spaced_call(text, documents[batch[doc][0]]["text"], char) if inline else text))
+
+            with_result, without = ScoreRequest(z(result), x, i, inline), ScoreRequest(z(""), x, i, inline)
             empty = ScoreRequest((), x, i)
             requests.update(dict.fromkeys([with_result, without, empty]))
-            scored.append((doc, i, call, result, with_result, without, empty, twins))
+            scored.append((doc, i, char, call, result, with_result, without, empty, twins))
         if not scored:
             return
         order = list(requests)
         losses = dict(zip(order, self.scorer(order)))
         threshold = tool.sampling.filter_threshold if self.cfg.filter_threshold is None else self.cfg.filter_threshold
-        for doc, i, call, result, plus, minus_call, minus_empty, twins in scored:
+        for doc, i, char, call, result, plus, minus_call, minus_empty, twins in scored:
             first = twins[0]
             first.loss_plus, first.loss_minus_call = float(losses[plus]), float(losses[minus_call])
             first.loss_minus_empty = float(losses[minus_empty])
-            loss_minus = min(first.loss_minus_call, first.loss_minus_empty)
+            loss_minus = first.loss_minus_call if inline else min(first.loss_minus_call, first.loss_minus_empty)
             first.gain = gain = loss_minus - first.loss_plus
             for reported in REPORT_THRESHOLDS:
                 stats.kept[str(reported)] += gain >= reported
             if gain < threshold:
                 first.outcome = "below_threshold"
-                continue
-            char = char_position(tok, batch[doc][1].x, i)
-            if char is None:
-                first.outcome = "unaligned"
-                stats.skipped["unaligned_position"] += 1
                 continue
             first.outcome = "kept"
             stats.kept["tool"] += 1
@@ -305,6 +312,11 @@ def prompt_overrides(spec: str, tool_names: Iterable[str]) -> dict[str, str]:
         except ValueError as e:
             raise UsageError(str(e)) from None
     return out
+
+
+def call_head(tool: Tool) -> str:
+    """What every call of this tool begins with after the "[": its name and "(" (and the quote)."""
+    return f"{tool.name}(" + ('"' if tool.quoted_input else "")
 
 
 def _show(bar: tqdm, stage: str, stats: ToolStats) -> None:

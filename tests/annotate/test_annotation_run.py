@@ -71,7 +71,7 @@ def test_killed_run_resumes_to_the_unbroken_output(setup, tmp_path):
     assert outcomes["kept"] == sum(len(json.loads(r["calls"])) for r in c_star)
     for r in rows:
         scored = r["gain"] is not None
-        assert scored == (r["outcome"] in ("kept", "below_threshold", "lost_to_better", "leak", "unaligned"))
+        assert scored == (r["outcome"] in ("kept", "below_threshold", "lost_to_better", "leak"))
         if scored:
             assert r["gain"] == pytest.approx(min(r["loss_minus_empty"], r["loss_minus_call"]) - r["loss_plus"])
             assert (r["gain"] >= CFG.filter_threshold) == (r["outcome"] != "below_threshold")

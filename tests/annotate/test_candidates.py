@@ -57,11 +57,14 @@ def test_positions_follow_threshold_top_k_and_skip_position_zero(tokenizer):
     assert nothing == []  # a model that never calls is a normal outcome, not a crash
 
 
-def test_calls_sampled_from_the_truncated_cache_equal_decoding_the_prefix(tokenizer):
+@pytest.mark.parametrize("call_head", ["", "Calculator("])
+def test_calls_sampled_from_the_truncated_cache_equal_decoding_the_prefix(tokenizer, call_head):
     """Rows grouped by document, some documents without a kept position, and rows that go on alone
-    once most have stopped: every call is still what decoding its own prefix gives."""
+    once most have stopped: every call is still what decoding its own prefix (and the forced call
+    head, when there is one) gives."""
     lm = tiny_lm(tokenizer, api_bias=0.0, seed=1)
-    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=6, sampling=Sampling(temperature=0.0))
+    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=6, sampling=Sampling(temperature=0.0), call_head=call_head)
+    head = tokenizer.encode(call_head) if call_head else []
     texts = ["Out of 1400 participants, 400 passed.", "Paris is the capital of France.",
              "The school ordered 18 boxes, 180 pencils."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
@@ -72,9 +75,10 @@ def test_calls_sampled_from_the_truncated_cache_equal_decoding_the_prefix(tokeni
     assert len(calls) == 8
     for c, p in zip(calls, kept):
         doc = docs[p.doc]
-        prefix = [*sampler.head, *doc.tail[: doc.copy_start + p.i], p.start_token]
+        prefix = [*sampler.head, *doc.tail[: doc.copy_start + p.i], p.start_token, *head]
         greedy = lm.decoder.generate(lm.params, [prefix], max_new_tokens=6, stop_token_ids=[list(sampler.stop_ids)])[0]
-        assert c.text == tokenizer.decode([p.start_token, *greedy])
+        assert c.text == tokenizer.decode([p.start_token, *head, *greedy])
+        assert c.text.lstrip().startswith("[" + call_head)
 
 
 def test_a_row_budget_splits_decoding_without_changing_any_sampled_call(tokenizer):
