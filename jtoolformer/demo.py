@@ -13,6 +13,7 @@ from pathlib import Path
 from jtoolformer import yaml_config
 from jtoolformer.annotate.cli import annotate_corpus, format_table
 from jtoolformer.annotate.pipeline import AnnotateConfig
+from jtoolformer.cli_args import at_least
 from jtoolformer.data.corpus import DEMO_CORPUS
 from jtoolformer.generate import ToolGenerator
 from jtoolformer.lm import DEFAULT_MODEL, load_model
@@ -61,7 +62,7 @@ def add_demo_command(subparsers) -> None:
     p = subparsers.add_parser("demo", help="annotate → fine-tune → generate with tools, on the embedded default")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--documents", type=int, default=40, help="documents of the demo corpus to annotate")
+    p.add_argument("--documents", type=at_least(1), default=40, help="documents of the demo corpus to annotate")
     add_backend_args(p)
     p.set_defaults(func=lambda args: run_demo(Path(args.out), args.model, args.documents,
                                               backends=backends_from_args(args)) or 0)

@@ -109,6 +109,7 @@ def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
     ["eval", "--model", "m", "--data-dir", ".", "--out", "o", "--limit", "-1"],
     ["annotate", "--out", "x", "--num-processes", "0"],
     ["annotate", "--out", "x", "--process-id", "two"],
+    ["demo", "--out", "x", "--documents", "-3"],  # annotated all but the last 3 of the demo's documents
 ])
 def test_negative_counts_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
