@@ -14,7 +14,7 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 from jax.sharding import Mesh
 from safetensors.numpy import save_file
 
-from jtoolformer.checkpoints.sources import TensorSource, open_weights
+from jtoolformer.checkpoints.sources import TensorSource, open_weights, parse_json
 from jtoolformer.errors import UsageError
 from jtoolformer.models import ARCH_MODULES, ModelConfig, abstract_params, param_shardings
 
@@ -26,12 +26,7 @@ def read_hf_config(directory: str | Path) -> ModelConfig:
     path = directory / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{directory} is not a Hugging Face checkpoint directory: no config.json")
-    try:
-        hf = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: not valid JSON ({e})") from None
-    except RecursionError:
-        raise UsageError(f"{path}: not valid JSON (nested too deeply)") from None
+    hf = parse_json(path.read_bytes(), str(path))
     if not isinstance(hf, dict):
         raise UsageError(f"{path}: expected a JSON object of config fields, got {type(hf).__name__}")
     return config_from_hf(hf, path)

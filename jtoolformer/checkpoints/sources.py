@@ -7,7 +7,7 @@ import math
 import os
 import struct
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import ml_dtypes
 import numpy as np
@@ -78,11 +78,17 @@ class _SafetensorsFile:
         return np.ascontiguousarray(block[(first,) + rest])
 
 
-def _parse_header(raw: bytes, path: Path) -> dict:
+def parse_json(raw: bytes, where: str) -> Any:
+    """The JSON value in `raw`; anything json cannot read (bad UTF-8 or syntax, an integer of thousands of
+    digits, deep nesting) is a UsageError starting with `where`."""
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise UsageError(f"{path}: the safetensors header is not valid JSON ({e}); the file is corrupt") from None
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise UsageError(f"{where}: not valid JSON ({str(e) or type(e).__name__})") from None
+
+
+def _parse_header(raw: bytes, path: Path) -> dict:
+    header = parse_json(raw, f"{path}: the safetensors header")
     if not isinstance(header, dict):
         raise UsageError(f"{path}: the safetensors header is a JSON {type(header).__name__}, not an object")
     return header
@@ -161,10 +167,8 @@ class SafetensorsSource:
 
 def _index_files(index: Path) -> dict[str, Path]:
     """Tensor name → file, from a sharded checkpoint's index."""
-    try:
-        weight_map = json.loads(index.read_bytes()).get("weight_map")
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, AttributeError) as e:
-        raise UsageError(f"{index}: not a JSON object ({e})") from None
+    content = parse_json(index.read_bytes(), str(index))
+    weight_map = content.get("weight_map") if isinstance(content, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
         raise UsageError(f"{index}: expected \"weight_map\": an object of tensor name to file name")
     files = {name: index.parent / f for name, f in weight_map.items()}

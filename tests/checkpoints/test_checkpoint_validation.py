@@ -87,7 +87,8 @@ def test_a_corrupt_safetensors_header_is_refused_with_the_tensor_and_the_problem
     (b"", r"0 bytes, too short for a safetensors file"),
     (b"\x01\x02\x03", r"3 bytes, too short"),
     (np.random.default_rng(0).bytes(4096), r"header of \d+ bytes, more than the file's 4096"),
-    (struct.pack("<Q", 100) + np.random.default_rng(1).bytes(200), r"header is not valid JSON"),
+    (struct.pack("<Q", 100) + np.random.default_rng(1).bytes(200), r"the safetensors header: not valid JSON"),
+    (struct.pack("<Q", 5010) + b'{"n": ' + b"1" * 5000 + b"}    ", r"the safetensors header: not valid JSON \(Exceeds"),
 ])
 def test_a_file_that_is_not_safetensors_is_refused(copy, content, message):
     (copy / "model.safetensors").write_bytes(content)
@@ -102,13 +103,20 @@ def test_a_sharded_index_naming_a_tensor_its_file_lacks(copy):
     with pytest.raises(UsageError, match=r"model.safetensors: has no tensor extra.weight, which the index puts there"):
         load(copy)
     (copy / "model.safetensors.index.json").write_text("[]")
-    with pytest.raises(UsageError, match=r"model.safetensors.index.json: not a JSON object"):
+    with pytest.raises(UsageError, match=r"model.safetensors.index.json: expected \"weight_map\""):
+        load(copy)
+    (copy / "model.safetensors.index.json").write_text('{"weight_map": ' + "[" * 100_000)
+    with pytest.raises(UsageError, match=r"model.safetensors.index.json: not valid JSON \(maximum recursion"):
         load(copy)
 
 
 @pytest.mark.parametrize(("config", "message"), [
     (b"{not json", r"not valid JSON"),
     (b"\xff\xfe{}", r"not valid JSON"),
+    (b'{"vocab_size": ' + b"5" * 5000 + b"}", r"not valid JSON \(Exceeds the limit"),
+    (b'{"model_type": "gptj", "n_embd": 64, "x": ' + b"[" * 100_000, r"not valid JSON \(maximum recursion"),
+    (b'{"model_type": "gptj", "vocab_size": 512, "n_embd": 64, "n_layer": 2, "n_head": 4, "rotary_dim": 8, '
+     b'"layer_norm_epsilon": NaN}', r"norm_eps=nan must be a finite number > 0"),
     (b'["gptj"]', r"expected a JSON object of config fields, got list"),
     (b"null", r"expected a JSON object of config fields, got NoneType"),
 ])
