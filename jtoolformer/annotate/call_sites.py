@@ -28,10 +28,22 @@ def token_starts(tok, text: str, x: Sequence[int]) -> list[int]:
 
 
 def at_word_boundary(text: str, start: int) -> bool:
-    """Whether a call may go before the character `start`: not inside a word or a number."""
+    """Whether a call may go before the character `start`: not inside a word or a number ("12.5",
+    "1,200" included)."""
     if start <= 0 or start >= len(text):
         return start > 0
-    return not (text[start - 1].isalnum() and text[start].isalnum())
+    if text[start - 1].isalnum() and text[start].isalnum():
+        return False
+    return not _inside_number(text, start)
+
+
+def _inside_number(text: str, start: int) -> bool:
+    """Between a digit and a decimal point or thousands separator that has a digit on its other side."""
+    before, here = text[start - 1], text[start]
+    after = text[start + 1] if start + 1 < len(text) else ""
+    before2 = text[start - 2] if start >= 2 else ""
+    return (before.isdigit() and here in ".," and after.isdigit()) or \
+        (before in ".," and before2.isdigit() and here.isdigit())
 
 
 def before_number(text: str, start: int) -> bool:
