@@ -216,7 +216,9 @@ def read_txt_folder(folder: Path, skips: Skips | None = None) -> Iterator[dict[s
     not a .txt document) raises CorpusError, or is counted in `skips` and left out when given."""
     files = _folder_files(folder)
     if not any(_is_txt(path) for path in files):
-        raise CorpusError(f"{folder}: no .txt files found; put one document per .txt file in the folder")
+        jsonl = [path.name for path in files if _is_jsonl(path)]
+        hint = f" (a JSONL corpus is given as its file, e.g. {folder / jsonl[0]})" if jsonl else ""
+        raise CorpusError(f"{folder}: no .txt files found; put one document per .txt file in the folder{hint}")
     for path in files:
         try:
             document = _txt_document(path, folder)

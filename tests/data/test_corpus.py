@@ -251,3 +251,12 @@ def test_files_joined_with_their_byte_order_marks_keep_every_document(tmp_path):
     source = tmp_path / "joined.jsonl"
     source.write_bytes(b'\xef\xbb\xbf{"text": "one"}\r\n\xef\xbb\xbf{"text": "two"}\r\n')
     assert [d["text"] for d in open_corpus(source, tmp_path / "data")] == ["one", "two"]
+
+
+def test_a_folder_without_txt_files_says_what_to_give(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match=r"empty: no .txt files found; put one document per .txt file in the folder$"):
+        open_corpus(tmp_path / "empty", tmp_path / "data")
+    write_jsonl(tmp_path / "empty" / "docs.jsonl", DOCS)
+    with pytest.raises(CorpusError, match=r"a JSONL corpus is given as its file, e.g. .*empty/docs.jsonl"):
+        open_corpus(tmp_path / "empty", tmp_path / "data")
