@@ -25,6 +25,7 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
+from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, POSITIONS_FILE, read_jsonl
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
 from jtoolformer.data.gsm8k import read_problems
 from jtoolformer.lm import DEFAULT_MODEL, load_model
@@ -51,12 +52,26 @@ def evaluate_setting(annotator: Annotator, docs: list[dict], k: int, candidates:
     annotation = annotator.annotate(docs, progress=True)
     if candidates is not None:
         candidates.write_text("".join(c.to_json() + "\n" for c in annotation.candidates))
-    stats = annotation.stats["Calculator"].to_dict()
-    scores = {p["id"]: p["scores"] for p in annotation.positions}
+    return score(docs, annotation.records, [vars(c) for c in annotation.candidates], annotation.positions,
+                 annotation.stats["Calculator"].to_dict(), k)
+
+
+def score_run(run: Path, corpus: Path, k: int) -> dict:
+    """The same figures for a finished `jtoolformer annotate` run over a corpus with gold calls."""
+    docs = list(read_jsonl(corpus))
+    records = [r for shard in sorted((run / "shards").glob("[0-9]*[0-9].jsonl")) for r in read_jsonl(shard)]
+    stats = json.loads((run / "stats.json").read_text())["Calculator"]
+    return score(docs, records, list(read_jsonl(run / CANDIDATES_FILE)), list(read_jsonl(run / POSITIONS_FILE)),
+                 stats, k)
+
+
+def score(docs: list[dict], records: list[dict], candidates: list[dict], positions: list[dict], stats: dict,
+          k: int) -> dict:
+    scores = {p["id"]: p["scores"] for p in positions}
     by_doc_candidates: dict[str, list[dict]] = {}
-    for c in annotation.candidates:
-        by_doc_candidates.setdefault(c.id, []).append(vars(c))
-    kept_by_doc = {r["id"]: r["calls"] for r in annotation.records}
+    for c in candidates:
+        by_doc_candidates.setdefault(c["id"], []).append(c)
+    kept_by_doc = {r["id"]: r["calls"] for r in records}
     gold_total = kept_total = kept_at_gold = kept_correct = recovered = recovered_correct = 0
     lost = Counter()
     ranks, examples = [], []
@@ -92,9 +107,8 @@ def evaluate_setting(annotator: Annotator, docs: list[dict], k: int, candidates:
             else:
                 lost["stage4_filtered_or_merged_out"] += 1
         if len(examples) < 12 and doc["id"] in kept_by_doc:
-            examples.append({"id": doc["id"], "annotated": next(r["text"] for r in annotation.records
-                                                                 if r["id"] == doc["id"])})
-    outcomes = Counter(c.outcome for c in annotation.candidates)
+            examples.append({"id": doc["id"], "annotated": next(r["text"] for r in records if r["id"] == doc["id"])})
+    outcomes = Counter(c["outcome"] for c in candidates)
     return {
         "documents": len(docs), "gold_calls": gold_total, "kept_calls": kept_total,
         "precision": kept_at_gold / kept_total if kept_total else None,
@@ -113,7 +127,10 @@ def evaluate_setting(annotator: Annotator, docs: list[dict], k: int, candidates:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="GSM8K-format JSONL (question, answer with <<…>> marks)")
+    parser.add_argument("--data", help="GSM8K-format JSONL (question, answer with <<…>> marks)")
+    parser.add_argument("--from-run", type=Path, default=None,
+                        help="score a finished annotate run instead (its --corpus given as --data, as written by "
+                             "jtoolformer.data.gsm8k: documents with gold_calls)")
     parser.add_argument("--start", type=int, default=0, help="skip this many problems")
     parser.add_argument("--docs", type=int, default=40)
     parser.add_argument("--settings", nargs="+", default=["20,10,word_boundary,prefix", "20,10,numbers,inline"])
@@ -124,6 +141,13 @@ def main() -> None:
     parser.add_argument("--out", default="scripts/results/bench_annotation_quality.json")
     args = parser.parse_args()
 
+    if args.from_run is not None:
+        k = int(args.settings[0].split(",")[0])
+        result = score_run(args.from_run, Path(args.data), k) | {"run": str(args.from_run), "k": k}
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        print(f"recall {result['recall']}, precision {result['precision']}, correct {result['result_correctness']}, "
+              f"lost at {result['gold_lost_at']}")
+        return
     docs = list(read_problems(args.data, start=args.start, limit=args.docs))
     lm = load_model(args.model)
     tools = make_tools("calculator")

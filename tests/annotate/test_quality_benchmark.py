@@ -1,0 +1,63 @@
+"""scripts/bench_annotation_quality.py's figures on a hand-made GSM8K problem: gold positions from the
+marks, precision, result correctness, recall and the stage where each gold call was lost."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from jtoolformer.data.gsm8k import problem_document
+
+REPO = Path(__file__).resolve().parents[2]
+PROBLEM = {"question": "A box holds 12 eggs. How many eggs are in 3 boxes and 2 more boxes?",
+           "answer": "3 boxes hold 3 * 12 = <<3*12=36>>36 eggs.\n2 boxes hold 2 * 12 = $<<2*12=24>>24.\n"
+                     "Together 36 + 24 = <<36+24=60>>60 eggs.\n#### 60"}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_annotation_quality",
+                                                  REPO / "scripts" / "bench_annotation_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gold_calls_are_where_the_marks_were():
+    doc = problem_document(PROBLEM, "p1")
+    text = doc["text"]
+    assert "<<" not in text and "####" not in text
+    assert [(text[g["position"]:g["position"] + 2], g["result"]) for g in doc["gold_calls"]] == \
+        [("36", "36"), ("24", "24"), ("60", "60")]
+    assert text[doc["gold_calls"][1]["position"] - 1] == "$"
+
+
+def test_scores_and_losses_by_stage(bench):
+    doc = problem_document(PROBLEM, "p1")
+    text = doc["text"]
+    g36, g24, g60 = (g["position"] for g in doc["gold_calls"])
+    kept = [{"char_position": g36 - 1, "result": "36"},  # before the space: the same place
+            {"char_position": text.index("12 eggs"), "result": "12"}]  # not a gold position
+    records = [{"id": "p1", "calls": kept, "text": "annotated"}]
+
+    def candidate(pos, result, outcome, parse="ok"):
+        return {"id": "p1", "char_position": pos, "result": result, "outcome": outcome, "parse": parse}
+
+    candidates = [candidate(g36 - 1, "36", "kept"), candidate(text.index("12 eggs"), "12", "kept"),
+                  candidate(g24 - 1, "24", "below_threshold"),  # "$" skipped: stage 4 lost it
+                  candidate(g60, "61", "below_threshold")]  # only a wrong result sampled: stage 2
+    ranked = [[g36, 0.9], [text.index("12 eggs"), 0.8], [g24 - 1, 0.5], [g60, 0.1], [0, 0.05]]
+    result = bench.score([doc], records, candidates, [{"id": "p1", "scores": ranked}], {"kept": {}}, k=4)
+    assert result["gold_calls"] == 3 and result["kept_calls"] == 2
+    assert result["precision"] == 0.5 and result["result_correctness"] == 0.5
+    assert result["recall"] == pytest.approx(1 / 3)
+    assert result["gold_ranks"] == [1, 3, 4]
+    assert result["gold_lost_at"] == {"recovered": 1, "stage4_filtered_or_merged_out": 1,
+                                      "stage2_no_correct_call_sampled": 1}
+    assert bench.score([doc], records, candidates, [{"id": "p1", "scores": ranked}], {"kept": {}},
+                       k=2)["gold_lost_at"]["stage1_rank_above_k"] == 2
+
+
+def test_numbers_compare_to_the_calculators_two_decimals(bench):
+    assert bench.same_number("0.33", "0.333") and bench.same_number("1,200", "1200")
+    assert not bench.same_number("24", "25") and not bench.same_number("a", "24")
