@@ -45,7 +45,7 @@ def test_the_quickstart_runs_in_small_mode(tmp_path):
     steps = [json.loads(line) for line in (run / "train" / "metrics.jsonl").open()]
     assert [s["step"] for s in steps if "loss" in s] == [1, 2]
     results = json.loads((run / "eval" / "results.json").read_text())["results"]
-    assert {(r["task"], r["mode"], r["n"]) for r in results} == {("asdiv", "disabled", 3), ("asdiv", "enabled", 3)}
+    assert [(r["task"], r["mode"], r["n"]) for r in results] == [("asdiv", "enabled", 3)]
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "calculator(400 / 1400) -> '0.29' (ok)" in printed  # the call the prompt opened was executed
     assert "forward over (1, 128): run" in printed  # the mesh section ran (a tiny GPT-J on the CPU)
