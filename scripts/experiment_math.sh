@@ -17,7 +17,8 @@
 #   OUT          the run directory (runs/experiment_math); another OUT starts afresh
 #   GSM8K ASDIV  the data (../shared/data/gsm8k/train.jsonl, ../shared/data/asdiv/ASDiv.xml)
 #   PROBLEMS     GSM8K problems annotated (96); HELD_OUT the next ones, for held-out perplexity (32)
-#   STEPS        fine-tuning steps (60; 8 sequences of 256 tokens each); ASDIV_LIMIT ASDiv problems (200)
+#   STEPS        fine-tuning steps (100; 8 sequences of 256 tokens each)
+#   ASDIV_LIMIT  ASDiv problems evaluated (300): the file's first ones, grades 1–3
 #   PYTHON       the interpreter (.venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,6 @@ exec "${PYTHON:-.venv/bin/python}" scripts/experiment_math.py \
   --asdiv "${ASDIV:-../shared/data/asdiv/ASDiv.xml}" \
   --problems "${PROBLEMS:-96}" \
   --held-out "${HELD_OUT:-32}" \
-  --asdiv-limit "${ASDIV_LIMIT:-200}" \
-  --train-override "steps=${STEPS:-60}" \
+  --asdiv-limit "${ASDIV_LIMIT:-300}" \
+  --train-override "steps=${STEPS:-100}" \
   "$@"
