@@ -193,10 +193,9 @@ class CandidateSampler:
         return (step, cache, logits, out), done
 
     @staticmethod
-    def _compact_impl(state, rows, keys, position):
-        """The decoding state of rows `rows` only, each then its own group."""
+    def _compact_impl(state, rows, groups, keys, position):
+        """The decoding state of rows `rows` only, continuing the prefixes of groups `groups`."""
         step, cache, logits, out = state
-        groups = rows // (cache.valid.shape[0] // cache.prefix_groups)
         return (step, cache.take_rows(rows, groups), logits[rows], out[rows]), keys[rows], position[rows]
 
     def sample_calls(self, docs: list[Document], kept: list[Position], state, m: int,
@@ -250,10 +249,11 @@ class CandidateSampler:
 
     def _decode_rows(self, state, done: np.ndarray, keys: jax.Array, position: np.ndarray) -> np.ndarray:
         """Every row's sampled tokens [rows, n_steps] (-1 after its stop). Every CHECK_EVERY steps, once
-        at most an eighth of the rows still write, decoding goes on with those rows only."""
+        the rows still writing fit in a batch an eighth of the size (see _regroup), decoding goes on
+        with those rows only."""
         n_steps = self.max_call_tokens
         tokens = np.full((len(done), n_steps), -1, np.int32)
-        current = np.arange(len(done))  # the original row of each row still decoded
+        origin = np.arange(len(done))  # the original row of each row decoded, -1 for a row that only fills
         step = 0
         while True:
             state, finished = self._decode(self.lm.params, state, done, keys, position, np.int32(step + CHECK_EVERY))
@@ -262,12 +262,35 @@ class CandidateSampler:
             if step >= n_steps or not len(active):
                 break
             done = finished
-            tail = self.lm.decoder.padded_rows(-(-len(done) // 8))
-            if len(done) > tail >= len(active):
-                tokens[current] = np.asarray(state[-1])[: len(current)]
-                pick = np.concatenate([active, np.full(tail - len(active), active[0])])
-                state, keys, position = self._compact(state, pick, keys, position)
-                done = np.arange(tail) >= len(active)  # repeated rows only fill the batch
-                current = current[active]
-        tokens[current] = np.asarray(state[-1])[: len(current)]
+            regrouped = self._regroup(active, len(done), state[1].prefix_groups)
+            if regrouped is not None:
+                rows, groups, alive = regrouped
+                real = origin >= 0
+                tokens[origin[real]] = np.asarray(state[-1])[real]
+                state, keys, position = self._compact(state, rows, groups, keys, position)
+                done, origin = ~alive, np.where(alive, origin[rows], -1)
+        real = origin >= 0
+        tokens[origin[real]] = np.asarray(state[-1])[real]
         return tokens
+
+    def _regroup(self, active: np.ndarray, n_rows: int, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(rows, groups, alive) of a batch an eighth of n_rows (padded) holding the `active` rows, each
+        group keeping the prefix it continues (kept once per group, not copied per row), or None when
+        they do not fit. rows: the rows taken, `groups` (padded) groups of equal size; alive: which of
+        them are active rows rather than repeats that only fill the batch."""
+        size = self.lm.decoder.padded_rows(-(-n_rows // 8))
+        per_group = n_rows // n_groups
+        used, counts = np.unique(active // per_group, return_counts=True)
+        groups = self.lm.decoder.padded_rows(len(used))
+        per_new = size // groups
+        if groups * per_new >= n_rows or per_new < counts.max():
+            return None
+        rows, alive = [], []
+        for g in used:
+            mine = active[active // per_group == g]
+            rows += [*mine, *[mine[0]] * (per_new - len(mine))]
+            alive += [True] * len(mine) + [False] * (per_new - len(mine))
+        rows += [active[0]] * (groups - len(used)) * per_new
+        alive += [False] * (groups - len(used)) * per_new
+        return (np.array(rows, np.int32), np.concatenate([used, np.full(groups - len(used), used[0])]).astype(np.int32),
+                np.array(alive))

@@ -129,3 +129,24 @@ def test_rows_going_on_alone_after_the_others_stop_sample_what_they_would_in_the
         alone = lm.decoder.generate(lm.params, [prefix], max_new_tokens=9, stop_token_ids=[sorted(stops)])[0]
         assert c.text == tokenizer.decode([p.start_token, *alone])
     assert len(tokenizer.encode(calls[0].text)) == 10  # it did go on to the end
+
+
+def test_rows_of_several_documents_going_on_alone_keep_one_prefix_per_document(tokenizer):
+    """Once few rows still write, the smaller batch keeps each document's prefix once for all its rows
+    (a copy per row took 1.3 GB for SmolLM2's 32 rows), and samples exactly what the full batch would."""
+    lm = tiny_lm(tokenizer, api_bias=0.0, seed=4)
+    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=12, sampling=Sampling(temperature=1.0))
+    sampler.stop_ids = np.arange(0, tokenizer.vocab_size, 3, dtype=np.int32)  # a third of the tokens stop a row
+    texts = ["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils."]
+    docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
+    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=4, allowed=[range(len(d.x)) for d in docs])
+    keys = [jax.random.key(5), jax.random.key(6)]
+    compactions = []
+    compact = sampler._compact
+    sampler._compact = lambda state, rows, groups, *a: compactions.append((rows, groups)) or compact(state, rows, groups, *a)
+    calls = sampler.sample_calls(docs, kept, state, 8, keys)
+    sampler._compact, sampler._regroup = compact, lambda *a: None
+    assert sampler.sample_calls(docs, kept, state, 8, keys) == calls
+    assert any(len(set(groups.tolist())) == 2 for _, groups in compactions)  # both documents still wrote
+    assert all(len(groups) < len(rows) for rows, groups in compactions)
+    assert len({c.text for c in calls}) > 10 and len({len(tokenizer.encode(c.text)) for c in calls}) > 3
