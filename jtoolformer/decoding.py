@@ -76,6 +76,13 @@ def bucket(n: int, multiple: int = 32) -> int:
     return max(multiple, -(-n // multiple) * multiple)
 
 
+def geometric_bucket(n: int, multiple: int = 1) -> int:
+    """n rounded up to a power of two or one and a half times one (1, 2, 3, 4, 6, 8, 12, …), then to a
+    multiple: a long run meets a handful of sizes, not every one, and pads at most a third."""
+    power = 1 << max(n - 1, 0).bit_length()
+    return bucket(power * 3 // 4 if power >= 4 and n <= power * 3 // 4 else power, multiple)
+
+
 class Decoder:
     """Jitted prefill/decode for one model on one mesh."""
 
@@ -90,12 +97,9 @@ class Decoder:
         self._grow = jax.jit(self._grow_impl, donate_argnames="cache")
 
     def padded_rows(self, n: int) -> int:
-        """n rows rounded up to a power of two or one and a half times one (1, 2, 3, 4, 6, 8, 12, …), then
-        to a multiple of the mesh's batch axes: a long run compiles each jitted step for a handful of
-        batch sizes, not for every count it meets, and pads at most a third of a batch."""
-        power = 1 << max(n - 1, 0).bit_length()
-        rows = power * 3 // 4 if power >= 4 and n <= power * 3 // 4 else power
-        return bucket(rows, self.batch_multiple)
+        """n rows rounded up by geometric_bucket to a multiple of the mesh's batch axes: a long run
+        compiles each jitted step for a handful of batch sizes."""
+        return geometric_bucket(n, self.batch_multiple)
 
     def new_cache(self, batch: int, length: int) -> KVCache:
         cfg, mesh = self.cfg, self.mesh

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtoolformer.api_tokens import api_start_ids, call_stop_ids
-from jtoolformer.decoding import Sampling, bucket, sample
+from jtoolformer.decoding import Sampling, geometric_bucket, sample
 from jtoolformer.losses import logsumexp_over_vocab, output_head
 from jtoolformer.models import KVCache
 from jtoolformer.sharding import activation_mesh, batch_sharding
@@ -122,7 +122,9 @@ class CandidateSampler:
         (p_i > threshold, at most the top_k per document, in text order) and the device state stage 2
         continues from."""
         rows = self.lm.decoder.padded_rows(len(docs))
-        width = bucket(max(len(d.tail) for d in docs))
+        # every width compiles stage 1 and each stage-2 step again (about 50 MB of host memory each for
+        # SmolLM2 on XLA:CPU), so widths take few sizes
+        width = geometric_bucket(max(len(d.tail) for d in docs), 32)
         tails = np.zeros((rows, width), np.int32)
         valid = np.zeros((rows, width), bool)
         for r, d in enumerate(docs):
@@ -162,7 +164,7 @@ class CandidateSampler:
             prefix_v=jax.tree.map(lambda h, d: join(h, d, d.ndim - 2), head.v, docs.v),
             prefix_valid=jnp.concatenate([jnp.ones((rows, len(self.head)), bool), seen], axis=1))
         logits, cache = self._forward(params, cache, forced, position[:, None] + jnp.arange(forced.shape[1]))
-        return 0, cache, logits, jnp.full((rows, n_steps), -1, jnp.int32)
+        return jnp.int32(0), cache, logits, jnp.full((rows, n_steps), -1, jnp.int32)  # int32: as _decode returns it
 
     def _forward(self, params, cache: KVCache, tokens, positions):
         """Feeds tokens [rows] or [rows, n] at their positions; the logits after the last."""

@@ -61,14 +61,25 @@ class Scorer:
         self.lm, self.max_rows = lm, max_rows
         self.row_length, self.length_multiple = min(row_length, lm.config.max_positions), length_multiple
         self.bos = [] if lm.config.bos_id is None else [lm.config.bos_id]
-        self._score = jax.jit(self._score_impl)
+        # Two programs: the forward compiles per (rows, width) only, the small loss per request count;
+        # one program for both compiled the whole model again for every request count it met.
+        self._hidden = jax.jit(self._hidden_impl)
+        self._losses = jax.jit(self._losses_impl)
+        self._score = jax.jit(self._score_impl)  # both as one program, for memory analysis (scripts/plan_memory.py)
 
     def _score_impl(self, params, seqs, segment_ids, positions, gather, targets, weights):
+        return self._losses_impl(params, self._hidden_impl(params, seqs, segment_ids, positions), gather, targets, weights)
+
+    def _hidden_impl(self, params, seqs, segment_ids, positions):
+        """Hidden states [rows · width, D] of packed rows."""
+        with activation_mesh(self.lm.mesh):
+            hidden, _ = self.lm.model.apply({"params": params}, seqs, positions, segment_ids=segment_ids,
+                                            return_hidden=True)
+        return hidden.reshape(-1, hidden.shape[-1])
+
+    def _losses_impl(self, params, hidden, gather, targets, weights):
         lm = self.lm
-        with activation_mesh(lm.mesh):
-            hidden, _ = lm.model.apply({"params": params}, seqs, positions, segment_ids=segment_ids,
-                                       return_hidden=True)
-        picked = hidden.reshape(-1, hidden.shape[-1])[gather]  # [N, SPAN, D]
+        picked = hidden[gather]  # [N, SPAN, D]
         w, b = output_head(params, lm.config)
         logp = token_logprobs(picked, w, b, targets, impl=lm.config.logprob_impl, mesh=lm.mesh)
         return -(weights * logp).sum(axis=-1)
@@ -151,7 +162,8 @@ class Scorer:
             idx = [q for q, n in enumerate(used) if n in in_chunk]
             arrays = self._arrays(segments, chunk, [(used[q], requests[q]) for q in idx], width)
             placed = [jax.device_put(a, batch_sharding(self.lm.mesh, a.shape)) for a in arrays[:3]]
-            out[idx] = np.asarray(self._score(self.lm.params, *placed, *arrays[3:]))[: len(idx)]
+            hidden = self._hidden(self.lm.params, *placed)
+            out[idx] = np.asarray(self._losses(self.lm.params, hidden, *arrays[3:]))[: len(idx)]
         return out
 
 
