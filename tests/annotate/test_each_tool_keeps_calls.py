@@ -14,8 +14,9 @@ DOCUMENTS = {
                  "date": "2023-01-27"},
     "wikisearch": {"id": "wiki", "text": "The Eiffel Tower is a wrought-iron tower in Paris, the capital of France."},
     "qa": {"id": "qa", "text": "Paris is the capital and largest city of France."},
-    "mt": {"id": "mt", "text": "The sign at the border said \"Bienvenue en France, le pays du fromage et du vin\" "
-                               "in large letters."},
+    "mt": {"id": "mt", "text": "When we drove into the country last summer, the large sign at the border said "
+                               "\"Bienvenue en France, le pays du fromage et du vin\", which my father read aloud to "
+                               "all of us in the back seat: it means welcome to France, the country of cheese and wine."},
 }
 
 
@@ -28,8 +29,10 @@ def lm():
 @pytest.mark.parametrize("tool", sorted(DOCUMENTS))
 def test_calls_of_every_tool_can_be_kept(lm, tool):
     tools = make_tools(tool, generator=lm)
-    cfg = AnnotateConfig(tools=tool, max_positions=3, calls_per_position=4, max_call_tokens=20,
-                         filter_threshold=-1e6, temperature=0.7)
+    positions = 16 if tool == "mt" else 3  # MT calls before the foreign phrase copy it: leaks, dropped
+    cfg = AnnotateConfig(tools=tool, max_positions=positions, calls_per_position=2 if tool == "mt" else 4,
+                         max_call_tokens=20, call_head="forced",
+                         filter_threshold=-1e6, temperature=0.7, tool_timeout_s=0)  # LM-backed tools on a busy CPU
     annotation = Annotator(lm, tools, cfg).annotate([DOCUMENTS[tool]])
     (name,) = tools
     stats = annotation.stats[name]
