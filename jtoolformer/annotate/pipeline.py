@@ -38,7 +38,7 @@ class AnnotateConfig(Checked):
     shard_size: int = setting(64, ge=1)  # documents per output shard
     max_doc_tokens: int = setting(256, ge=1)  # longer documents are skipped (counted)
     max_call_tokens: int = setting(32, ge=1)
-    max_rows: int = setting(64, ge=1)  # rows per scoring call
+    max_rows: int = setting(16, ge=1)  # rows per scoring call (each row 256 tokens: ~60 MB of host memory with SmolLM2)
     temperature: float = setting(1.0, gt=0)  # for sampling calls
     tool_timeout_s: float = setting(10.0, ge=0)  # 0: no limit
     max_positions: int = setting(0, ge=0)  # k; 0: the tool's own (paper) value
