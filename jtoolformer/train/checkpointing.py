@@ -1,16 +1,20 @@
 """A run's orbax checkpoints: the latest whole state and the best by held-out perplexity.
 
 Each step directory holds three items: `params`, `optimizer` (moments, step counter, RNG) and `data`
-(the batch iterator's position, JSON). Saves are asynchronous: `save` returns once the arrays are
+(the batch iterator's position, JSON). Held-out perplexities are also kept in `eval_ppl.json` beside
+them: orbax 0.12's `CheckpointManager.metrics(step)` returns None for a step saved with metrics, so
+the best checkpoint could not be found after a restart. Saves are asynchronous: `save` returns once the arrays are
 copied off the devices. Restores place every array straight onto the target shardings, so a run
 resumes on any mesh shape.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
@@ -28,18 +32,24 @@ class Checkpoints:
         ])
         options = ocp.CheckpointManagerOptions(preservation_policy=keep, enable_async_checkpointing=async_save)
         self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+        self.metrics_path = Path(directory).absolute() / "eval_ppl.json"
+
+    def _metrics(self) -> dict[int, float]:
+        if not self.metrics_path.exists():
+            return {}
+        return {int(step): float(ppl) for step, ppl in json.loads(self.metrics_path.read_text()).items()}
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
     def best(self) -> tuple[int, float] | None:
         """(step, held-out perplexity) of the best evaluated checkpoint, if any."""
-        scored = [(m[EVAL_PPL], step) for step in self.manager.all_steps()
-                  if (m := self.manager.metrics(step)) is not None]
+        metrics = self._metrics()
+        scored = [(metrics[step], -step) for step in self.manager.all_steps() if step in metrics]
         if not scored:
             return None
-        ppl, step = min(scored)
-        return step, ppl
+        ppl, step = min(scored)  # on a tie the later step, the one orbax's BestN keeps
+        return -step, ppl
 
     def save(self, state: TrainState, data_state: Any, eval_ppl: float | None) -> None:
         step = int(state.step)
@@ -49,6 +59,11 @@ class Checkpoints:
             data=ocp.args.JsonSave(data_state),
         )
         self.manager.save(step, args=args, metrics=None if eval_ppl is None else {EVAL_PPL: eval_ppl}, force=True)
+        if eval_ppl is not None and jax.process_index() == 0:
+            metrics = self._metrics() | {step: float(eval_ppl)}
+            tmp = self.metrics_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({str(k): v for k, v in sorted(metrics.items())}))
+            tmp.replace(self.metrics_path)
 
     def restore(self, step: int, target: TrainState) -> tuple[TrainState, Any]:
         """The state saved at `step`, laid out like `target` (ShapeDtypeStructs with shardings), and the

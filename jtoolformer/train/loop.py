@@ -206,7 +206,7 @@ def _loop(cfg: TrainConfig, trainer: Trainer, state: TrainState, train_batches: 
                 eval_ppl = None
                 if eval_batches is not None and (step % cfg.checkpoint.eval_every == 0 or step == cfg.steps):
                     eval_ppl = record["eval_ppl"] = evaluate(trainer, state.params, eval_batches)
-                    if best is None or eval_ppl < best[1]:
+                    if best is None or eval_ppl <= best[1]:  # a tie: the later step, as orbax keeps
                         best = (step, eval_ppl)
                 stopped = (signals.requested if jax.process_count() == 1
                            else checkpoints.reached_preemption(step))
