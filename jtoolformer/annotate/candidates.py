@@ -58,11 +58,13 @@ class CandidateSampler:
     """Positions and sampled calls for one tool's prompt on one LM."""
 
     def __init__(self, lm, prompt: str, *, max_call_tokens: int = 32, sampling: Sampling = Sampling(temperature=1.0),
-                 call_head: str = ""):
+                 call_head: str = "", max_position_tokens: int = 2048):
         """`call_head`: text fed after the API start before sampling begins (e.g. "Calculator("), so every
-        sample names the tool; "" samples from the API start on, as the paper does."""
+        sample names the tool; "" samples from the API start on, as the paper does.
+        `max_position_tokens`: stage 1 runs at most this many (padded) tokens at a time."""
         head_text, tail_text = prompt.split("Input: " + SENTINEL)
         self.lm, self.max_call_tokens, self.sampling = lm, max_call_tokens, sampling
+        self.max_position_tokens = max_position_tokens
         tok = lm.tokenizer
         self.call_head = np.array(tok.encode(call_head) if call_head else [], np.int32)
         self.head = ([tok.bos_id] if tok.bos_id is not None else []) + tok.encode(head_text)
@@ -72,7 +74,7 @@ class CandidateSampler:
         self.stop_ids = np.array(stops or [-1], np.int32)
         self._head_cache: KVCache | None = None
         self._prefill_head = jax.jit(partial(lm.model.apply, return_hidden=True))
-        self._tails = jax.jit(self._tails_impl)
+        self._tails = jax.jit(self._tails_impl, static_argnames="chunk")
         self._start = jax.jit(self._start_impl, static_argnames="n_steps")
         self._decode = jax.jit(self._decode_impl, donate_argnums=1)
         self._compact = jax.jit(self._compact_impl)
@@ -101,7 +103,26 @@ class CandidateSampler:
                                                      cache=lm.decoder.new_cache(1, len(self.head)))
         return self._head_cache
 
-    def _tails_impl(self, params, head: KVCache, tails, valid):
+    def _tails_impl(self, params, head: KVCache, tails, valid, *, chunk: int | None = None):
+        """Stage 1 over rows [B, W], `chunk` rows at a time one after another (all at once for None): its
+        temporaries (scores over the head, vocabulary tiles) follow the chunk, not B."""
+        n = tails.shape[0]
+        if chunk is None or chunk == n:
+            return self._tails_rows(params, head, tails, valid)
+
+        def split(x):
+            return x.reshape(n // chunk, chunk, *x.shape[1:])
+
+        def join(x, axis=0):  # [n // chunk, …, chunk at axis + 1, …] → [… n at axis …]
+            x = jnp.moveaxis(x, 0, axis)
+            return x.reshape(*x.shape[:axis], n, *x.shape[axis + 2:])
+
+        cache, p_api, best = jax.lax.map(lambda a: self._tails_rows(params, head, *a), (split(tails), split(valid)))
+        kv = partial(join, axis=1 if self.lm.config.layers_scanned else 0)  # stacked layers come first
+        return (cache.replace(k=jax.tree.map(kv, cache.k), v=jax.tree.map(kv, cache.v), valid=join(cache.valid),
+                              index=cache.index[0]), join(p_api), join(best))
+
+    def _tails_rows(self, params, head: KVCache, tails, valid):
         lm = self.lm
         rows = KVCache.zeros(lm.config, tails.shape[0], tails.shape[1])
         cache = rows.replace(prefix_k=head.k, prefix_v=head.v)
@@ -130,10 +151,12 @@ class CandidateSampler:
         for r, d in enumerate(docs):
             tails[r, width - len(d.tail):] = d.tail
             valid[r, width - len(d.tail):] = True
-        mesh = self.lm.mesh
+        mesh, step = self.lm.mesh, self.lm.decoder.batch_multiple
+        fit = max(self.max_position_tokens // width, step)
+        chunk = max(c for c in range(step, rows + 1, step) if rows % c == 0 and c <= fit)
         cache, p_api, best = self._tails(self.lm.params, self._head_prefix(),
                                          jax.device_put(tails, batch_sharding(mesh, tails.shape)),
-                                         jax.device_put(valid, batch_sharding(mesh, valid.shape)))
+                                         jax.device_put(valid, batch_sharding(mesh, valid.shape)), chunk=chunk)
         p_api, best = np.asarray(p_api), np.asarray(best)
         scores: list[dict[int, float]] = []
         kept: list[Position] = []

@@ -45,6 +45,7 @@ class AnnotateConfig(Checked):
     calls_per_position: int = setting(0, ge=0)  # m; 0: the tool's own (paper) value
     filter_threshold: float | None = setting(None)  # τ_f; None: the tool's own (paper) value
     max_decode_rows: int = setting(256, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
+    max_position_tokens: int = setting(2048, ge=1)  # padded tokens per stage-1 forward (bounds it at any batch_docs)
     call_sites: str = setting("word_boundary", choices=CALL_SITE_RULES)  # stage-1 positions (call_sites.py)
     # stage 4: "prefix" (the paper) or "inline": z scored where it is inserted, against the call without result
     filter_placement: str = setting("prefix", choices=("prefix", "inline"))
@@ -106,7 +107,8 @@ class Annotator:
         prompts = prompt_overrides(cfg.prompts, tools)
         self.samplers = {name: CandidateSampler(lm, prompts.get(name) or tool.render_prompt(SENTINEL),
                                                 max_call_tokens=cfg.max_call_tokens, sampling=sampling,
-                                                call_head=call_head(tool) if cfg.call_head == "forced" else "")
+                                                call_head=call_head(tool) if cfg.call_head == "forced" else "",
+                                                max_position_tokens=cfg.max_position_tokens)
                          for name, tool in tools.items()}
         self.scorer = Scorer(lm, max_rows=cfg.max_rows)
         self.executor = ToolExecutor(tools, timeout_s=cfg.tool_timeout_s)

@@ -19,9 +19,9 @@ def tokenizer():
     return load_model().tokenizer  # SmolLM2's byte-level BPE
 
 
-def tiny_lm(tokenizer, api_bias: float, seed: int = 0) -> LM:
+def tiny_lm(tokenizer, api_bias: float, seed: int = 0, **overrides) -> LM:
     cfg = ModelConfig(arch="gptj", vocab_size=tokenizer.vocab_size, d_model=32, n_layers=2, n_heads=2,
-                      rotary_dim=8, max_positions=512, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id)
+                      rotary_dim=8, max_positions=512, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, **overrides)
     base = load_model(cfg, seed=seed)
     params = jax.tree.map(lambda x: x, base.params)
     bias = np.zeros(cfg.vocab_size, np.float32)
@@ -150,3 +150,29 @@ def test_rows_of_several_documents_going_on_alone_keep_one_prefix_per_document(t
     assert any(len(set(groups.tolist())) == 2 for _, groups in compactions)  # both documents still wrote
     assert all(len(groups) < len(rows) for rows, groups in compactions)
     assert len({c.text for c in calls}) > 10 and len({len(tokenizer.encode(c.text)) for c in calls}) > 3
+
+
+@pytest.mark.parametrize("scan_layers", [False, True])
+def test_a_token_budget_runs_stage_1_a_few_rows_at_a_time_with_the_same_positions_and_calls(tokenizer, scan_layers):
+    lm = tiny_lm(tokenizer, api_bias=0.0, seed=3, scan_layers=scan_layers)
+    texts = ["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils.",
+             "Paris is the capital of France.", "A train covers 120 km in 2 hours, 60 km per hour."]
+    whole = CandidateSampler(lm, PROMPT, max_call_tokens=5, sampling=Sampling(temperature=1.0))
+    budgeted = CandidateSampler(lm, PROMPT, max_call_tokens=5, sampling=Sampling(temperature=1.0),
+                                max_position_tokens=1)
+    chunks, tails = [], budgeted._tails
+    budgeted._tails = lambda *a, chunk: chunks.append(chunk) or tails(*a, chunk=chunk)
+    docs = [whole.prepare(tokenizer.encode(t), t) for t in texts]
+    allowed = [range(len(d.x)) for d in docs]
+    keys = [jax.random.key(n) for n in range(4)]
+    results = []
+    for sampler in (whole, budgeted):
+        scores, kept, state = sampler.positions(docs, threshold=-1.0, top_k=3, allowed=allowed)
+        results.append((scores, kept, sampler.sample_calls(docs, kept, state, 2, keys)))
+    assert chunks == [1]  # four rows, one at a time
+    (scores, kept, calls), (scores_b, kept_b, calls_b) = results
+    for s, s_b in zip(scores, scores_b):
+        assert s.keys() == s_b.keys()
+        np.testing.assert_allclose(list(s.values()), list(s_b.values()), rtol=1e-5)
+    assert [(p.doc, p.i, p.start_token) for p in kept] == [(p.doc, p.i, p.start_token) for p in kept_b]
+    assert calls == calls_b and len(calls) == 24
