@@ -74,7 +74,7 @@ def score(docs: list[dict], records: list[dict], candidates: list[dict], positio
     kept_by_doc = {r["id"]: r["calls"] for r in records}
     gold_total = kept_total = kept_at_gold = kept_correct = recovered = recovered_correct = 0
     lost = Counter()
-    ranks, examples = [], []
+    ranks, examples, best_gains = [], [], []
     for doc in docs:
         text, gold = doc["text"], doc["gold_calls"]
         gold_sites = {site(text, g["position"]): g["result"] for g in gold}
@@ -92,8 +92,12 @@ def score(docs: list[dict], records: list[dict], candidates: list[dict], positio
             gold_total += 1
             rank = position_rank.get(s)
             ranks.append(rank)
-            sampled_right = any(site(text, c["char_position"]) == s and c["parse"] == "ok"
-                                and same_number(c["result"], result) for c in by_doc_candidates.get(doc["id"], []))
+            right = [c for c in by_doc_candidates.get(doc["id"], []) if site(text, c["char_position"]) == s
+                     and c["parse"] == "ok" and same_number(c["result"], result)]
+            sampled_right = bool(right)
+            gains = [c["gain"] for c in right if c["gain"] is not None]
+            if gains:
+                best_gains.append(max(gains))
             if s in kept_sites:
                 recovered += 1
                 recovered_correct += same_number(kept_sites[s]["result"], result)
@@ -119,6 +123,7 @@ def score(docs: list[dict], records: list[dict], candidates: list[dict], positio
         "gold_lost_at": dict(lost),
         "gold_rank_within_k": sum(1 for r in ranks if r is not None and r <= k),
         "gold_ranks": ranks,
+        "best_gain_of_a_correct_call_at_gold": sorted(best_gains),  # the filter keeps gains ≥ τ_f
         "table2": stats,
         "candidate_outcomes": dict(outcomes),
         "examples": examples,

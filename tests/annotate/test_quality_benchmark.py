@@ -40,18 +40,20 @@ def test_scores_and_losses_by_stage(bench):
             {"char_position": text.index("12 eggs"), "result": "12"}]  # not a gold position
     records = [{"id": "p1", "calls": kept, "text": "annotated"}]
 
-    def candidate(pos, result, outcome, parse="ok"):
-        return {"id": "p1", "char_position": pos, "result": result, "outcome": outcome, "parse": parse}
+    def candidate(pos, result, outcome, gain=None, parse="ok"):
+        return {"id": "p1", "char_position": pos, "result": result, "outcome": outcome, "parse": parse, "gain": gain}
 
-    candidates = [candidate(g36 - 1, "36", "kept"), candidate(text.index("12 eggs"), "12", "kept"),
-                  candidate(g24 - 1, "24", "below_threshold"),  # "$" skipped: stage 4 lost it
-                  candidate(g60, "61", "below_threshold")]  # only a wrong result sampled: stage 2
+    candidates = [candidate(g36 - 1, "36", "kept", 0.9), candidate(text.index("12 eggs"), "12", "kept", 0.6),
+                  candidate(g24 - 1, "24", "below_threshold", 0.2),  # "$" skipped: stage 4 lost it
+                  candidate(g24, "24", "duplicate"),
+                  candidate(g60, "61", "below_threshold", 1.5)]  # only a wrong result sampled: stage 2
     ranked = [[g36, 0.9], [text.index("12 eggs"), 0.8], [g24 - 1, 0.5], [g60, 0.1], [0, 0.05]]
     result = bench.score([doc], records, candidates, [{"id": "p1", "scores": ranked}], {"kept": {}}, k=4)
     assert result["gold_calls"] == 3 and result["kept_calls"] == 2
     assert result["precision"] == 0.5 and result["result_correctness"] == 0.5
     assert result["recall"] == pytest.approx(1 / 3)
     assert result["gold_ranks"] == [1, 3, 4]
+    assert result["best_gain_of_a_correct_call_at_gold"] == [0.2, 0.9]
     assert result["gold_lost_at"] == {"recovered": 1, "stage4_filtered_or_merged_out": 1,
                                       "stage2_no_correct_call_sampled": 1}
     assert bench.score([doc], records, candidates, [{"id": "p1", "scores": ranked}], {"kept": {}},
