@@ -224,11 +224,12 @@ class CandidateSampler:
         return (step, cache.take_rows(rows, groups), logits[rows], out[rows]), keys[rows], position[rows]
 
     def sample_calls(self, docs: list[Document], kept: list[Position], state, m: int,
-                     doc_keys: list[jax.Array], max_rows: int = 256) -> list[SampledCall]:
+                     doc_keys: list[jax.Array], max_rows: int = 256, max_prefix_tokens: int = 8192) -> list[SampledCall]:
         """m calls at every kept position, decoded at most `max_rows` rows at a time (rows grouped by
-        document; a document with more calls than that is split over several groups). Once few rows of
-        a batch still write, those go on alone in a smaller batch. Each (document, position, sample) has
-        its own random key, so results do not depend on how rows are batched."""
+        document; a document with more calls than that is split over several groups) and with at most
+        `max_prefix_tokens` of prefixes (each group holds the few-shot head and its document's tail).
+        Once few rows of a batch still write, those go on alone in a smaller batch. Each (document,
+        position, sample) has its own random key, so results do not depend on how rows are batched."""
         if not kept:
             return []
         by_doc: dict[int, list[tuple[Position, int]]] = {}
@@ -236,8 +237,9 @@ class CandidateSampler:
             by_doc.setdefault(pos.doc, []).extend((pos, s) for s in range(m))
         per_group = min(max(len(jobs) for jobs in by_doc.values()), max_rows)
         groups = [(d, jobs[s : s + per_group]) for d, jobs in by_doc.items() for s in range(0, len(jobs), per_group)]
-        fit = max(1, max_rows // per_group)
-        while fit > 1 and self.lm.decoder.padded_rows(fit) * per_group > max_rows:
+        prefix, padded = len(self.head) + state[1], self.lm.decoder.padded_rows  # state[1]: the tails' width
+        fit = max(1, min(max_rows // per_group, max_prefix_tokens // prefix))
+        while fit > 1 and (padded(fit) * per_group > max_rows or padded(fit) * prefix > max_prefix_tokens):
             fit -= 1
         out: list[SampledCall] = []
         for s in range(0, len(groups), fit):

@@ -46,6 +46,7 @@ class AnnotateConfig(Checked):
     filter_threshold: float | None = setting(None)  # τ_f; None: the tool's own (paper) value
     max_decode_rows: int = setting(256, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
     max_position_tokens: int = setting(2048, ge=1)  # padded tokens per stage-1 forward (bounds it at any batch_docs)
+    max_prefix_tokens: int = setting(8192, ge=1)  # stage 2: head + tail tokens of the documents decoded together
     call_sites: str = setting("word_boundary", choices=CALL_SITE_RULES)  # stage-1 positions (call_sites.py)
     # stage 4: "prefix" (the paper) or "inline": z scored where it is inserted, against the call without result
     filter_placement: str = setting("prefix", choices=("prefix", "inline"))
@@ -202,7 +203,8 @@ class Annotator:
         stats.positions += len(positions)
         keys = [self._doc_key(documents[k]["id"], name) for k, _, _ in batch]
         m = self.cfg.calls_per_position or tool.sampling.calls_per_position
-        sampled = sampler.sample_calls(docs, positions, state, m, keys, max_rows=self.cfg.max_decode_rows)
+        sampled = sampler.sample_calls(docs, positions, state, m, keys, max_rows=self.cfg.max_decode_rows,
+                                       max_prefix_tokens=self.cfg.max_prefix_tokens)
         stats.calls_sampled += len(sampled)
         p_at = {(pos.doc, pos.i): pos.p for pos in positions}
         unique: dict[tuple[int, int, ToolCall], list[Candidate]] = {}

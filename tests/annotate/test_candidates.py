@@ -176,3 +176,21 @@ def test_a_token_budget_runs_stage_1_a_few_rows_at_a_time_with_the_same_position
         np.testing.assert_allclose(list(s.values()), list(s_b.values()), rtol=1e-5)
     assert [(p.doc, p.i, p.start_token) for p in kept] == [(p.doc, p.i, p.start_token) for p in kept_b]
     assert calls == calls_b and len(calls) == 24
+
+
+def test_a_prefix_budget_decodes_fewer_documents_at_a_time_with_the_same_calls(tokenizer):
+    """Each document's rows hold the few-shot head and its tail: a budget on those tokens decodes one
+    document at a time here, and every call stays what the batch of all three gave."""
+    lm = tiny_lm(tokenizer, api_bias=0.0, seed=3)
+    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=5, sampling=Sampling(temperature=1.0))
+    texts = ["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils.",
+             "Paris is the capital of France."]
+    docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
+    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=2, allowed=[range(len(d.x)) for d in docs])
+    keys = [jax.random.key(n) for n in range(3)]
+    batches, sample_groups = [], sampler._sample_groups
+    sampler._sample_groups = lambda docs, groups, *a: batches.append(len(groups)) or sample_groups(docs, groups, *a)
+    whole = sampler.sample_calls(docs, kept, state, 3, keys)
+    budgeted = sampler.sample_calls(docs, kept, state, 3, keys, max_prefix_tokens=len(sampler.head) + state[1])
+    assert batches == [3, 1, 1, 1]
+    assert budgeted == whole and len(whole) == 18
