@@ -20,6 +20,7 @@ import numpy as np
 
 from jtoolformer.api_tokens import api_start_ids, call_stop_ids
 from jtoolformer.decoding import Sampling, geometric_bucket, sample
+from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import logsumexp_over_vocab, output_head
 from jtoolformer.models import KVCache
 from jtoolformer.sharding import activation_mesh, batch_sharding
@@ -165,6 +166,7 @@ class CandidateSampler:
             scores.append({i: float(p_api[r, column + i]) for i in allowed[r] if 1 <= i < len(d.x)})
             top = sorted((s for s in scores[r].items() if s[1] > threshold), key=lambda s: (-s[1], s[0]))[:top_k]
             kept += [Position(r, i, p, int(self.api_ids[best[r, column + i]])) for i, p in sorted(top)]
+        release_freed_memory()
         return scores, kept, (cache, width)
 
     # --- stage 2 -------------------------------------------------------------------------------
@@ -244,6 +246,7 @@ class CandidateSampler:
         out: list[SampledCall] = []
         for s in range(0, len(groups), fit):
             out += self._sample_groups(docs, groups[s : s + fit], per_group, state, doc_keys)
+            release_freed_memory()
         return out
 
     def _sample_groups(self, docs: list[Document], groups: list[tuple[int, list[tuple[Position, int]]]],

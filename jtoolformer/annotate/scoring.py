@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from jtoolformer.decoding import bucket
+from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import output_head, token_logprobs
 from jtoolformer.sharding import activation_mesh, batch_sharding
 
@@ -164,6 +165,7 @@ class Scorer:
             placed = [jax.device_put(a, batch_sharding(self.lm.mesh, a.shape)) for a in arrays[:3]]
             hidden = self._hidden(self.lm.params, *placed)
             out[idx] = np.asarray(self._losses(self.lm.params, hidden, *arrays[3:]))[: len(idx)]
+        release_freed_memory()
         return out
 
 
