@@ -1,7 +1,7 @@
 """A run's orbax checkpoints: the latest whole state and the best by held-out perplexity.
 
 Each step directory holds three items: `params`, `optimizer` (moments, step counter, RNG) and `data`
-(the batch iterator's position, JSON). Held-out perplexities are also kept in `eval_ppl.json` beside
+(the batch iterator's position, JSON). Held-out perplexities are also kept in `<directory>.eval_ppl.json` beside
 them: orbax 0.12's `CheckpointManager.metrics(step)` returns None for a step saved with metrics, so
 the best checkpoint could not be found after a restart. Saves are asynchronous: `save` returns once the arrays are
 copied off the devices. Restores place every array straight onto the target shardings, so a run
@@ -32,7 +32,7 @@ class Checkpoints:
         ])
         options = ocp.CheckpointManagerOptions(preservation_policy=keep, enable_async_checkpointing=async_save)
         self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
-        self.metrics_path = Path(directory).absolute() / "eval_ppl.json"
+        self.metrics_path = Path(directory).absolute().with_suffix(".eval_ppl.json")  # beside, not in, orbax's folder
 
     def _metrics(self) -> dict[int, float]:
         if not self.metrics_path.exists():
