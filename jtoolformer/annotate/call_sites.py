@@ -49,8 +49,7 @@ def _inside_number(text: str, start: int) -> bool:
 def before_number(text: str, start: int) -> bool:
     """Whether a number (or its sign, currency or opening parenthesis, after at most one space) begins
     at `start`, and `start` is not inside a number or word."""
-    return at_word_boundary(text, start) and _NUMBER_AHEAD.match(text, start) is not None \
-        and not text[start - 1].isdigit() and text[start - 1] not in ".,"
+    return at_word_boundary(text, start) and _NUMBER_AHEAD.match(text, start) is not None
 
 
 def allowed_positions(rule: str, text: str, starts: Sequence[int]) -> list[int]:
