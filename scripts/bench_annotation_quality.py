@@ -22,30 +22,22 @@ import re
 import subprocess
 import time
 from collections import Counter
-from fractions import Fraction
 from pathlib import Path
 
 from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, POSITIONS_FILE, read_jsonl
+from jtoolformer.annotate.merge import same_number
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
 from jtoolformer.data.gsm8k import read_problems
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.tools.registry import make_tools
 
 _LEADING = re.compile(r"[\s$€£(]*")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def site(text: str, position: int) -> int:
     """A call position moved past the spaces, currency signs and parentheses before what follows, so
     that "= [call] 24", "=[call] 24" and "= $[call]24" are one place."""
     return _LEADING.match(text, position).end()
-
-
-def same_number(a: str, b: str) -> bool:
-    a, b = a.replace(",", "").strip(), b.replace(",", "").strip()
-    if not (_NUMBER.fullmatch(a) and _NUMBER.fullmatch(b)):
-        return a == b
-    return abs(Fraction(a) - Fraction(b)) <= Fraction(1, 100)  # our results are rounded to 2 decimals
 
 
 def evaluate_setting(annotator: Annotator, docs: list[dict], k: int, candidates: Path | None) -> dict:

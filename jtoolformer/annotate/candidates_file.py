@@ -10,7 +10,8 @@
   loss_plus, loss_minus_empty, loss_minus_call, gain
                     L⁺ = L_i(e(c, r)), L_i(ε), L_i(e(c, ε)) and L⁻ − L⁺ (null where not scored)
   outcome           kept | malformed | empty_input | empty_result | below_threshold | leak | lost_to_better |
-                    duplicate (the same call sampled again at this position; scored once) | unaligned
+                    duplicate (the same call sampled again at this position; scored once) | unaligned |
+                    result_not_stated (with result_check: stated_next; not scored)
 
 and `positions.jsonl`, one object per (document, tool): `scores`, the [char_position, p_i] of every
 allowed position. `jtoolformer candidates RUN` summarises both; in pandas:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from jtoolformer.annotate.call_sites import CALL_SITE_RULES, allowed_positions, char_position, token_starts
 from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler, Document
 from jtoolformer.annotate.candidates_file import Candidate
-from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls, spaced_call
+from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls, spaced_call, states_result
 from jtoolformer.annotate.scoring import Scorer, ScoreRequest
 from jtoolformer.decoding import Sampling
 from jtoolformer.errors import UsageError
@@ -50,7 +50,10 @@ class AnnotateConfig(Checked):
     call_sites: str = setting("word_boundary", choices=CALL_SITE_RULES)  # stage-1 positions (call_sites.py)
     # stage 4: "prefix" (the paper) or "inline": z scored where it is inserted, against the call without result
     filter_placement: str = setting("prefix", choices=("prefix", "inline"))
-    call_head: str = setting("free", choices=("free", "forced"))  # stage 2: "forced" feeds "Tool(" after the API start
+    call_head: str = setting("free", choices=("free", "forced"))
+    # stage 4: "none" (the paper) or "stated_next": a call is scored only when it computes something and
+    # the text's next number is its result (merge.states_result)
+    result_check: str = setting("none", choices=("none", "stated_next"))  # stage 2: "forced" feeds "Tool(" after the API start
     prompts: str = ""  # the user's own few-shot prompts: "calculator=my_prompt.txt,qa=…"
     write_candidates: bool = True  # candidates.jsonl and positions.jsonl beside C* (candidates_file.py)
     index: str | None = None  # WikiSearch and QA passages: an index directory (`index build`); None: the demo set
@@ -250,6 +253,13 @@ class Annotator:
             if char is None:
                 twins[0].outcome = "unaligned"
                 stats.skipped["unaligned_position"] += 1
+                continue
+
+            if self.cfg.result_check == "stated_next" and not states_result(
+                call.input, result, documents[batch[doc][0]]["text"], char
+            ):
+                twins[0].outcome = "result_not_stated"
+                stats.skipped["result_not_stated"] += 1
                 continue
 
             def z(r: str) -> tuple[int, ...]:
