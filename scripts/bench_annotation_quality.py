@@ -12,6 +12,12 @@ there gave the gold result), stage 4 (the filter or the merge dropped it), or re
 
 A setting is "k,m,call_sites,filter_placement[,prompt file]". Results are written after every
 setting; with --candidates-dir, each setting's candidates file too (see annotate/candidates_file.py).
+
+With --from-run and --sweep, the run's scored candidates are filtered again at each τ_f, with and
+without `result_check: stated_next`, as the annotator would have (no model needed):
+
+    python scripts/bench_annotation_quality.py --from-run runs/experiment_math/annotate \
+        --data runs/experiment_math/corpus.jsonl --sweep 0.5,0.2,0.1,0,-0.1 --out …
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, POSITIONS_FILE, read_jsonl
-from jtoolformer.annotate.merge import same_number
+from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls, same_number, states_result
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
 from jtoolformer.data.gsm8k import read_problems
 from jtoolformer.lm import DEFAULT_MODEL, load_model
@@ -55,6 +61,50 @@ def score_run(run: Path, corpus: Path, k: int) -> dict:
     stats = json.loads((run / "stats.json").read_text())["Calculator"]
     return score(docs, records, list(read_jsonl(run / CANDIDATES_FILE)), list(read_jsonl(run / POSITIONS_FILE)),
                  stats, k)
+
+
+def refiltered_records(docs: list[dict], candidates: list[dict], threshold: float, result_check: str) -> list[dict]:
+    """C*'s records had the run kept calls at `threshold` with `result_check`: from the scored candidates,
+    merged as the annotator merges them (best gain per position, leaks dropped)."""
+    texts = {d["id"]: d["text"] for d in docs}
+    passing: dict[str, list[KeptCall]] = {}
+    for c in candidates:
+        if c["gain"] is None or c["gain"] < threshold:
+            continue
+        if result_check == "stated_next" and not states_result(c["input"], c["result"], texts[c["id"]],
+                                                               c["char_position"]):
+            continue
+        passing.setdefault(c["id"], []).append(
+            KeptCall(c["tool"], c["input"], c["result"], c["i"], c["char_position"], c["loss_plus"],
+                     c["loss_plus"] + c["gain"]))
+    records = []
+    for doc in docs:
+        calls, _ = choose_calls(passing.get(doc["id"], []), doc["text"])
+        if calls:
+            records.append({"id": doc["id"], "text": insert_calls(doc["text"], calls),
+                            "calls": [call.record() for call in calls]})
+    return records
+
+
+def sweep_run(run: Path, corpus: Path, k: int, thresholds: list[float]) -> list[dict]:
+    """score() of a finished run's candidates filtered again at each threshold, with and without the
+    result check (only with it where the run itself checked: the others were never scored)."""
+    docs = list(read_jsonl(corpus))
+    candidates = list(read_jsonl(run / CANDIDATES_FILE))
+    positions = list(read_jsonl(run / POSITIONS_FILE))
+    stats = json.loads((run / "stats.json").read_text())["Calculator"]
+    checked_in_run = any(c["outcome"] == "result_not_stated" for c in candidates)
+    rows = []
+    for result_check in ("stated_next",) if checked_in_run else ("none", "stated_next"):
+        for threshold in thresholds:
+            figures = score(docs, refiltered_records(docs, candidates, threshold, result_check), candidates,
+                            positions, stats, k)
+            rows.append({"filter_threshold": threshold, "result_check": result_check,
+                         **{name: figures[name] for name in SWEEP_FIGURES}})
+    return rows
+
+
+SWEEP_FIGURES = ("kept_calls", "precision", "result_correctness", "recall", "recall_with_gold_result", "gold_lost_at")
 
 
 def score(docs: list[dict], records: list[dict], candidates: list[dict], positions: list[dict], stats: dict,
@@ -135,9 +185,20 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--batch-docs", type=int, default=4)
     parser.add_argument("--max-decode-rows", type=int, default=256)
+    parser.add_argument("--sweep", default=None, metavar="TAU,…",
+                        help="with --from-run: filter the run's candidates again at these τ_f")
     parser.add_argument("--out", default="scripts/results/bench_annotation_quality.json")
     args = parser.parse_args()
 
+    if args.from_run is not None and args.sweep:
+        k = int(args.settings[0].split(",")[0])
+        rows = sweep_run(args.from_run, Path(args.data), k, [float(t) for t in args.sweep.split(",")])
+        Path(args.out).write_text(json.dumps({"run": str(args.from_run), "k": k, "sweep": rows}, indent=1))
+        for r in rows:
+            print(f"τ_f {r['filter_threshold']:>5} {r['result_check']:<11}: kept {r['kept_calls']:4}, "
+                  f"recall {r['recall']:.2f} ({r['recall_with_gold_result']:.2f} with the gold result), "
+                  f"correct {r['result_correctness']}")
+        return
     if args.from_run is not None:
         k = int(args.settings[0].split(",")[0])
         result = score_run(args.from_run, Path(args.data), k) | {"run": str(args.from_run), "k": k}

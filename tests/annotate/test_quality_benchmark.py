@@ -63,3 +63,25 @@ def test_scores_and_losses_by_stage(bench):
 def test_numbers_compare_to_the_calculators_two_decimals(bench):
     assert bench.same_number("0.33", "0.333") and bench.same_number("1,200", "1200")
     assert not bench.same_number("24", "25") and not bench.same_number("a", "24")
+
+
+def test_refiltering_a_run_keeps_what_the_annotator_would_keep(bench):
+    doc = problem_document(PROBLEM, "p1")
+    text = doc["text"]
+    g36, g24, _ = (g["position"] for g in doc["gold_calls"])
+
+    def candidate(pos, call_input, result, gain):
+        return {"id": "p1", "tool": "Calculator", "i": 0, "char_position": pos, "input": call_input,
+                "result": result, "loss_plus": 1.0, "gain": gain}
+
+    candidates = [candidate(g36, "3 * 12", "36", 0.3), candidate(g36, "12 - 3", "9", 0.6),  # same position
+                  candidate(g24, "2 * 12", "24", 0.1), candidate(text.index("3 boxes hold"), "3", "3", 0.9),
+                  candidate(g24, "2 * 99", "198", None)]  # never scored
+
+    def kept(threshold, check):
+        return [(c["char_position"], c["result"])
+                for r in bench.refiltered_records([doc], candidates, threshold, check) for c in r["calls"]]
+
+    assert kept(0.5, "none") == [(text.index("3 boxes hold"), "3"), (g36, "9")]  # the best gain per position wins
+    assert kept(0.0, "stated_next") == [(g36, "36"), (g24, "24")]  # wrong and no-op calls are never kept
+    assert kept(0.2, "stated_next") == [(g36, "36")]
