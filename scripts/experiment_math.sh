@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The paper's math experiment at small scale, end to end (issue 13):
-#   GSM8K train problems → C* (Calculator, the paper's k 20, m 10, τ_f 0.5) → fine-tuning on C* (lr 1e-5,
+#   GSM8K train problems → C* (Calculator, the paper's k 20, m 10; τ_f 0 with result_check stated_next,
+#   configs/experiment_math_annotate.yaml) → fine-tuning on C* (lr 1e-5,
 #   10% warm-up, the checkpoint with the lowest held-out perplexity) → ASDiv with the base and the
 #   fine-tuned model, each with calls disabled and enabled: accuracy, call share, and accuracy with and
 #   without a call (the paper's Table 9).
