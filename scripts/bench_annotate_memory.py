@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--gsm8k", default="../shared/data/gsm8k/train.jsonl", help="GSM8K train JSONL")
     parser.add_argument("--start", type=int, default=2000, help="first problem (line) used")
     parser.add_argument("--batch-docs", type=int, default=16, help="AnnotateConfig's default")
-    parser.add_argument("--paper-docs", type=int, default=16, help="documents at the paper's k 20, m 10")
+    parser.add_argument("--paper-docs", type=int, default=16, help="documents at the paper's k 20, m 10 (0: none)")
     parser.add_argument("--sizes", default="50,200", help="two corpus sizes at --k, --m")
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--m", type=int, default=3)
@@ -84,7 +84,7 @@ def main() -> None:
         return
 
     small, large = (int(n) for n in args.sizes.split(","))
-    paper = run(args, args.paper_docs, 20, 10)
+    paper = run(args, args.paper_docs, 20, 10) if args.paper_docs else None
     runs = [run(args, small, args.k, args.m), run(args, large, args.k, args.m)]
     result = {"model": "SmolLM2-135M (embedded default)", "tool": "Calculator", "corpus": "GSM8K train",
               "compilation_cache": "off", "paper_k_m": paper, "growth": runs,
