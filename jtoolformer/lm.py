@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from jtoolformer.decoding import Decoder, Sampling, bucket
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.errors import UsageError
+from jtoolformer.generate.decoder import Decoder, bucket
+from jtoolformer.generate.sampling import Sampling
 from jtoolformer.models import DecoderLM, ModelConfig, init_params, load_model_config
 from jtoolformer.sharding import activation_mesh, batch_sharding, make_mesh
-from jtoolformer.tokenizer import Tokenizer
 
 DEFAULT_MODEL = "smollm2-135m"
 

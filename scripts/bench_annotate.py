@@ -26,12 +26,12 @@ import torch
 import transformers
 
 from jtoolformer import load_model
-from jtoolformer.api_tokens import api_start_ids, call_stop_ids
 from jtoolformer.annotate.candidates import SENTINEL
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, _cut_call
 from jtoolformer.annotate.scoring import WEIGHTS, Scorer, ScoreRequest
 from jtoolformer.checkpoints.gguf import default_gguf_path
 from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
+from jtoolformer.generate.call_tokens import api_start_ids, call_stop_ids
 from jtoolformer.models import ModelConfig
 from jtoolformer.tools.base import ToolContext
 from jtoolformer.tools.calls import clean_result, format_call, parse_partial_call

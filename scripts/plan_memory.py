@@ -64,7 +64,7 @@ def _byte_tokenizer():
     """One token per byte: prompts of an exact length, with the "[" and "]" tokens calls need."""
     from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers
 
-    from jtoolformer.tokenizer import Tokenizer
+    from jtoolformer.checkpoints.tokenizer import Tokenizer
 
     hf = HFTokenizer(models.BPE({c: i for i, c in enumerate(pre_tokenizers.ByteLevel.alphabet())}, []))
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -175,7 +175,8 @@ def _generation(lm, sizes: Sizes) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jtoolformer.decoding import DecodeState, Sampling, bucket
+    from jtoolformer.generate.decoder import DecodeState, bucket
+    from jtoolformer.generate.sampling import Sampling
     from jtoolformer.models import KVCache
     from jtoolformer.sharding import batch_sharding
 

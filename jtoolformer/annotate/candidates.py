@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtoolformer.api_tokens import api_start_ids, call_stop_ids
-from jtoolformer.decoding import Sampling, geometric_bucket, sample
+from jtoolformer.generate.call_tokens import api_start_ids, call_stop_ids
+from jtoolformer.generate.decoder import geometric_bucket
+from jtoolformer.generate.sampling import Sampling, sample
 from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import logsumexp_over_vocab, output_head
 from jtoolformer.models import KVCache

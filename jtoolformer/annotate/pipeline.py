@@ -19,13 +19,13 @@ from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler, Document
 from jtoolformer.annotate.candidates_file import Candidate
 from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls, spaced_call, states_result
 from jtoolformer.annotate.scoring import Scorer, ScoreRequest
-from jtoolformer.decoding import Sampling
+from jtoolformer.config import Checked, setting
 from jtoolformer.errors import UsageError
+from jtoolformer.generate.sampling import Sampling
 from jtoolformer.tools.base import Tool, ToolContext, read_prompt_file
-from jtoolformer.tools.text import fill_template
-from jtoolformer.yaml_config import Checked, setting
 from jtoolformer.tools.calls import ARROWS, CALL_END, ToolCall, clean_result, format_call, parse_partial_call
 from jtoolformer.tools.executor import CallStatus, ToolExecutor, ToolRequest
+from jtoolformer.tools.text import fill_template
 
 REPORT_THRESHOLDS = (0.5, 1.0, 2.0)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from jtoolformer.decoding import bucket
+from jtoolformer.generate.decoder import bucket
 from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import output_head, token_logprobs
 from jtoolformer.sharding import activation_mesh, batch_sharding

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from jtoolformer.cli_args import at_least
+from jtoolformer.cli.args import at_least
 from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.harness import check_modes, evaluate
 from jtoolformer.evaluate.protocols import Generator, Scorer

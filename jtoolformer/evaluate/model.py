@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtoolformer.cli_args import mesh_from_text
-from jtoolformer.generate import Generation, ToolGenerator
+from jtoolformer.cli.args import mesh_from_text
+from jtoolformer.generate.session import Generation, ToolGenerator
 from jtoolformer.lm import LM, load_model
 from jtoolformer.losses import output_head, token_logprobs
 from jtoolformer.sharding import activation_mesh, batch_sharding

@@ -20,12 +20,12 @@ import jax
 import yaml
 from jax.sharding import Mesh
 
-from jtoolformer import yaml_config
+from jtoolformer import config
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.errors import UsageError
 from jtoolformer.lm import LM, load_model
 from jtoolformer.models import ModelConfig, load_model_config, param_shardings
 from jtoolformer.sharding import make_mesh
-from jtoolformer.tokenizer import Tokenizer
 from jtoolformer.train.batches import Batch, ResumableIterator, check_batch, to_global
 from jtoolformer.train.checkpointing import Checkpoints
 from jtoolformer.train.config import TrainConfig
@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, model: ModelSpec | None, train_batches: ResumableIte
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
-        yaml_config.save(cfg, run_dir / CONFIG_FILE)
+        config.save(cfg, run_dir / CONFIG_FILE)
     mesh = train_mesh(cfg)
     checkpoints = Checkpoints(run_dir / CHECKPOINT_DIR, cfg.checkpoint.async_save)
     try:

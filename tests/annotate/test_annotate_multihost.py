@@ -19,7 +19,7 @@ DEVICES_PER_HOST = 2
 
 def annotate(corpus: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES_PER_HOST}"}
-    command = [sys.executable, "-m", "jtoolformer.cli", "annotate", "--tools", "calculator", "--corpus", str(corpus),
+    command = [sys.executable, "-m", "jtoolformer", "annotate", "--tools", "calculator", "--corpus", str(corpus),
                "--out", str(out), *extra, *OVERRIDES]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

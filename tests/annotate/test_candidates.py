@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from jtoolformer import load_model
-from jtoolformer.api_tokens import api_start_ids, call_stop_ids
 from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler
-from jtoolformer.decoding import Sampling
+from jtoolformer.generate.call_tokens import api_start_ids, call_stop_ids
+from jtoolformer.generate.sampling import Sampling
 from jtoolformer.lm import LM
 from jtoolformer.models import ModelConfig
 
