@@ -105,7 +105,7 @@ def main() -> None:
     docs = [d for d in read_jsonl(Path(DEMO_CORPUS)) if d["id"].startswith("calc-")][: args.docs]
     lm = load_model()
     tools = make_tools("calculator")
-    cfg = AnnotateConfig(max_positions=args.k, calls_per_position=args.m, batch_docs=args.batch_docs or args.docs)
+    cfg = AnnotateConfig(positions_per_doc=args.k, calls_per_position=args.m, batch_docs=args.batch_docs or args.docs)
     annotator = Annotator(lm, tools, cfg)
     start = time.perf_counter()
     first_records = annotator.annotate(docs).records

@@ -41,7 +41,7 @@ class AnnotateConfig(Checked):
     max_rows: int = setting(16, ge=1)  # rows per scoring call (each row 256 tokens: ~60 MB of host memory with SmolLM2)
     temperature: float = setting(1.0, gt=0)  # for sampling calls
     tool_timeout_s: float = setting(10.0, ge=0)  # 0: no limit
-    max_positions: int = setting(0, ge=0)  # k; 0: the tool's own (paper) value
+    positions_per_doc: int = setting(0, ge=0)  # k; 0: the tool's own (paper) value
     calls_per_position: int = setting(0, ge=0)  # m; 0: the tool's own (paper) value
     filter_threshold: float | None = setting(None)  # τ_f; None: the tool's own (paper) value
     max_decode_rows: int = setting(256, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
@@ -64,7 +64,7 @@ class AnnotateConfig(Checked):
 
 
 @dataclass
-class ToolStats:
+class AnnotationStats:
     """Table 2 of the paper, per tool."""
 
     documents: int = 0
@@ -76,7 +76,7 @@ class ToolStats:
     executed: int = 0  # returned a non-empty result
     kept: Counter = field(default_factory=Counter)  # by τ_f (as str), plus "tool" for the tool's own τ_f
 
-    def add(self, other: "ToolStats") -> None:
+    def add(self, other: "AnnotationStats") -> None:
         for f in dataclasses.fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
             setattr(self, f.name, a + b)
@@ -86,7 +86,7 @@ class ToolStats:
                 else getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ToolStats":
+    def from_dict(cls, d: dict) -> "AnnotationStats":
         return cls(**{k: Counter(v) if isinstance(v, dict) else v for k, v in d.items()})
 
 
@@ -128,7 +128,7 @@ class Annotator:
         found: dict[int, list[tuple[KeptCall, Candidate]]] = {}
         stats, candidates, positions = {}, [], []
         for name in self.tools:
-            run = _ToolRun(stats=ToolStats())
+            run = _ToolRun(stats=AnnotationStats())
             self._annotate_tool(name, documents, progress, run)
             stats[name] = run.stats
             candidates += run.candidates
@@ -152,7 +152,7 @@ class Annotator:
                                 "calls": [c.record() for c in calls]})
         return Annotation(records, stats, candidates, positions)
 
-    def _prepare(self, name: str, documents: Sequence[dict], stats: ToolStats):
+    def _prepare(self, name: str, documents: Sequence[dict], stats: AnnotationStats):
         tool, sampler, tok = self.tools[name], self.samplers[name], self.lm.tokenizer
         ready = []
         for k, doc in enumerate(documents):
@@ -198,7 +198,7 @@ class Annotator:
         ids = [str(documents[k]["id"]) for k, _, _ in batch]
         starts = [token_starts(tok, texts[r], d.x) for r, d in enumerate(docs)]
         scores, positions, state = sampler.positions(
-            docs, tool.sampling.position_threshold, self.cfg.max_positions or tool.sampling.max_positions,
+            docs, tool.sampling.position_threshold, self.cfg.positions_per_doc or tool.sampling.positions_per_doc,
             [allowed_positions(self.cfg.call_sites, texts[r], starts[r]) for r in range(len(docs))])
         ranks = [{i: rank for rank, i in enumerate(sorted(s, key=lambda i: (-s[i], i)), 1)} for s in scores]
         run.positions += [{"id": ids[r], "tool": tool.name, "scores": [[starts[r][i], p] for i, p in sorted(s.items())]}
@@ -296,7 +296,7 @@ class Annotator:
 class _ToolRun:
     """What one tool's pass over a shard's documents gathers."""
 
-    stats: ToolStats
+    stats: AnnotationStats
     kept: dict[int, list[tuple[KeptCall, Candidate]]] = field(default_factory=dict)
     candidates: list[Candidate] = field(default_factory=list)
     positions: list[dict] = field(default_factory=list)
@@ -307,7 +307,7 @@ class Annotation:
     """One shard's annotation: C* records, per-tool statistics, every sampled call, every position's p_i."""
 
     records: list[dict]
-    stats: dict[str, ToolStats]
+    stats: dict[str, AnnotationStats]
     candidates: list[Candidate]
     positions: list[dict]
 
@@ -333,6 +333,6 @@ def call_head(tool: Tool) -> str:
     return f"{tool.name}(" + ('"' if tool.quoted_input else "")
 
 
-def _show(bar: tqdm, stage: str, stats: ToolStats) -> None:
+def _show(bar: tqdm, stage: str, stats: AnnotationStats) -> None:
     bar.set_postfix_str(f"{stage}; positions {stats.positions}, calls {stats.calls_sampled}, "
                         f"executed {stats.executed}, kept {stats.kept['tool']}")

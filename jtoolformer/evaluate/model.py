@@ -1,4 +1,4 @@
-"""The harness's Generator and Scorer for a jtoolformer LM: tool-interleaved greedy decoding and
+"""The harness's Generator and TextScorer for a jtoolformer LM: tool-interleaved greedy decoding and
 text negative log-likelihoods."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from jtoolformer.models import param_shardings
 from jtoolformer.sharding import make_mesh
 from jtoolformer.tools.registry import make_tools
 
-CFG = AnnotateConfig(shard_size=2, max_positions=2, calls_per_position=2, max_call_tokens=16, filter_threshold=0.0)
+CFG = AnnotateConfig(shard_size=2, positions_per_doc=2, calls_per_position=2, max_call_tokens=16, filter_threshold=0.0)
 
 
 @pytest.fixture(scope="module")
