@@ -139,6 +139,7 @@ def _annotation(lm, sizes: Sizes) -> dict:
     from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler
     from jtoolformer.annotate.scoring import SPAN, Scorer
     from jtoolformer.models import KVCache
+    from jtoolformer.shapes import padded_rows
     from jtoolformer.sharding import batch_sharding
 
     mesh, cfg = lm.mesh, lm.config
@@ -146,9 +147,8 @@ def _annotation(lm, sizes: Sizes) -> dict:
     sampler = CandidateSampler(lm, prompt, max_call_tokens=sizes.call_tokens)
     head_len = len(sampler.head)
     ones = jnp.zeros((1, head_len), jnp.int32)
-    head = jax.eval_shape(lambda p: sampler._prefill_head({"params": p}, ones, ones, cache=KVCache.zeros(cfg, 1, head_len)),
-                          lm.params)[1]
-    rows = lm.decoder.padded_rows(sizes.docs)
+    head = jax.eval_shape(lambda p: sampler._prefill_head(p, ones, ones, KVCache.zeros(cfg, 1, head_len)), lm.params)
+    rows = padded_rows(sizes.docs, mesh)
     tails = (rows, sizes.tail_width)
     t_int, t_bool = (_struct(tails, d, batch_sharding(mesh, tails)) for d in (jnp.int32, jnp.bool_))
     out = {"annotate_positions": _analysis(sampler._tails.lower(lm.params, head, t_int, t_bool))}
@@ -163,9 +163,9 @@ def _annotation(lm, sizes: Sizes) -> dict:
     out["annotate_sampling_decode"] = _analysis(sampler._decode.lower(
         lm.params, state, vec(jnp.bool_), keys, vec(jnp.int32), np.int32(sizes.call_tokens)))
     scorer = Scorer(lm, max_rows=sizes.filter_rows, row_length=sizes.filter_row_length)
-    packed = (lm.decoder.padded_rows(sizes.filter_rows), sizes.filter_row_length)
+    packed = (padded_rows(sizes.filter_rows, mesh), sizes.filter_row_length)
     placed = [_struct(packed, jnp.int32, batch_sharding(mesh, packed)) for _ in range(3)]
-    req = (lm.decoder.padded_rows(sizes.filter_requests), SPAN)
+    req = (padded_rows(sizes.filter_requests, mesh), SPAN)
     out["annotate_filter"] = _analysis(scorer._score.lower(
         lm.params, *placed, _struct(req, jnp.int32), _struct(req, jnp.int32), _struct(req, jnp.float32)))
     return out
@@ -175,13 +175,14 @@ def _generation(lm, sizes: Sizes) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jtoolformer.generate.decoder import DecodeState, bucket
+    from jtoolformer.generate.decoder import DecodeState
     from jtoolformer.generate.sampling import Sampling
     from jtoolformer.models import KVCache
+    from jtoolformer.shapes import bucket, padded_rows
     from jtoolformer.sharding import batch_sharding
 
     mesh, decoder = lm.mesh, lm.decoder
-    rows = decoder.padded_rows(sizes.prompts)
+    rows = padded_rows(sizes.prompts, mesh)
     shape = (rows, sizes.prompt_tokens)
     tokens, valid = (_struct(shape, d, batch_sharding(mesh, shape)) for d in (jnp.int32, jnp.bool_))
     length = sizes.prompt_tokens + bucket(sizes.new_tokens)

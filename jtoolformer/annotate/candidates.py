@@ -19,12 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jtoolformer.generate.call_tokens import api_start_ids, call_stop_ids
-from jtoolformer.generate.decoder import geometric_bucket
 from jtoolformer.generate.sampling import Sampling, sample
 from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import logsumexp_over_vocab, output_head
-from jtoolformer.models import KVCache
-from jtoolformer.sharding import activation_mesh, batch_sharding
+from jtoolformer.models import KVCache, forward
+from jtoolformer.shapes import batch_multiple, geometric_bucket, left_padded, on_mesh, padded_rows
 
 SENTINEL = "\x00TEXT\x00"
 CHECK_EVERY = 2  # decoding steps between checks of how many rows still write
@@ -75,7 +74,7 @@ class CandidateSampler:
         stops = call_stop_ids(tok)
         self.stop_ids = np.array(stops or [-1], np.int32)
         self._head_cache: KVCache | None = None
-        self._prefill_head = jax.jit(partial(lm.model.apply, return_hidden=True))
+        self._prefill_head = jax.jit(self._prefill_head_impl)
         self._tails = jax.jit(self._tails_impl, static_argnames="chunk")
         self._start = jax.jit(self._start_impl, static_argnames="n_steps")
         self._decode = jax.jit(self._decode_impl, donate_argnums=1)
@@ -101,9 +100,12 @@ class CandidateSampler:
             lm = self.lm
             tokens = jnp.asarray([self.head], jnp.int32)
             positions = jnp.arange(len(self.head))[None]
-            _, self._head_cache = self._prefill_head({"params": lm.params}, tokens, positions,
-                                                     cache=lm.decoder.new_cache(1, len(self.head)))
+            self._head_cache = self._prefill_head(lm.params, tokens, positions,
+                                                  lm.decoder.new_cache(1, len(self.head)))
         return self._head_cache
+
+    def _prefill_head_impl(self, params, tokens, positions, cache: KVCache) -> KVCache:
+        return forward(self.lm.config, self.lm.mesh, params, tokens, positions, cache=cache, return_hidden=True)[1]
 
     def _tails_impl(self, params, head: KVCache, tails, valid, *, chunk: int | None = None):
         """Stage 1 over rows [B, W], `chunk` rows at a time one after another (all at once for None): its
@@ -129,9 +131,8 @@ class CandidateSampler:
         rows = KVCache.zeros(lm.config, tails.shape[0], tails.shape[1])
         cache = rows.replace(prefix_k=head.k, prefix_v=head.v)
         positions = len(self.head) + jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
-        with activation_mesh(lm.mesh):
-            hidden, cache = lm.model.apply({"params": params}, tails, positions, cache=cache, token_valid=valid,
-                                           return_hidden=True)
+        hidden, cache = forward(lm.config, lm.mesh, params, tails, positions, cache=cache, token_valid=valid,
+                                return_hidden=True)
         w, bias = output_head(params, lm.config)
         api = jnp.einsum("btd,da->bta", hidden, w[:, self.api_ids].astype(hidden.dtype),
                          preferred_element_type=jnp.float32)
@@ -144,21 +145,16 @@ class CandidateSampler:
         """p_i at every allowed position of every document ({i: p_i} per document), the kept positions
         (p_i > threshold, at most the top_k per document, in text order) and the device state stage 2
         continues from."""
-        rows = self.lm.decoder.padded_rows(len(docs))
+        mesh = self.lm.mesh
+        rows = padded_rows(len(docs), mesh)
         # every width compiles stage 1 and each stage-2 step again (about 50 MB of host memory each for
         # SmolLM2 on XLA:CPU), so widths take few sizes
         width = geometric_bucket(max(len(d.tail) for d in docs), 32)
-        tails = np.zeros((rows, width), np.int32)
-        valid = np.zeros((rows, width), bool)
-        for r, d in enumerate(docs):
-            tails[r, width - len(d.tail):] = d.tail
-            valid[r, width - len(d.tail):] = True
-        mesh, step = self.lm.mesh, self.lm.decoder.batch_multiple
+        tails, valid = left_padded([d.tail for d in docs], rows, width)
+        step = batch_multiple(mesh)
         fit = max(self.max_position_tokens // width, step)
         chunk = max(c for c in range(step, rows + 1, step) if rows % c == 0 and c <= fit)
-        cache, p_api, best = self._tails(self.lm.params, self._head_prefix(),
-                                         jax.device_put(tails, batch_sharding(mesh, tails.shape)),
-                                         jax.device_put(valid, batch_sharding(mesh, valid.shape)), chunk=chunk)
+        cache, p_api, best = self._tails(self.lm.params, self._head_prefix(), *on_mesh(mesh, tails, valid), chunk=chunk)
         p_api, best = np.asarray(p_api), np.asarray(best)
         scores: list[dict[int, float]] = []
         kept: list[Position] = []
@@ -195,8 +191,7 @@ class CandidateSampler:
     def _forward(self, params, cache: KVCache, tokens, positions):
         """Feeds tokens [rows] or [rows, n] at their positions; the logits after the last."""
         tokens, positions = jnp.atleast_2d(tokens.T).T, jnp.atleast_2d(positions.T).T
-        with activation_mesh(self.lm.mesh):
-            logits, cache = self.lm.model.apply({"params": params}, tokens, positions, cache=cache)
+        logits, cache = forward(self.lm.config, self.lm.mesh, params, tokens, positions, cache=cache)
         return logits[:, -1], cache
 
     def _decode_impl(self, params, state, done, keys, position, until):
@@ -240,7 +235,11 @@ class CandidateSampler:
             by_doc.setdefault(pos.doc, []).extend((pos, s) for s in range(m))
         per_group = min(max(len(jobs) for jobs in by_doc.values()), max_rows)
         groups = [(d, jobs[s : s + per_group]) for d, jobs in by_doc.items() for s in range(0, len(jobs), per_group)]
-        prefix, padded = len(self.head) + state[1], self.lm.decoder.padded_rows  # state[1]: the tails' width
+        prefix = len(self.head) + state[1]  # state[1]: the tails' width
+
+        def padded(n: int) -> int:
+            return padded_rows(n, self.lm.mesh)
+
         fit = max(1, min(max_rows // per_group, max_prefix_tokens // prefix))
         while fit > 1 and (padded(fit) * per_group > max_rows or padded(fit) * prefix > max_prefix_tokens):
             fit -= 1
@@ -254,7 +253,7 @@ class CandidateSampler:
                        per_group: int, state, doc_keys: list[jax.Array]) -> list[SampledCall]:
         """Decodes one batch of row groups, each group continuing its document's prefix."""
         tails, width = state
-        n_groups = self.lm.decoder.padded_rows(len(groups))
+        n_groups = padded_rows(len(groups), self.lm.mesh)
         doc_ids = [d for d, _ in groups] + [groups[0][0]] * (n_groups - len(groups))
         rows: list[tuple[Position, int] | None] = []
         for _, jobs in groups:
@@ -309,10 +308,10 @@ class CandidateSampler:
         group keeping the prefix it continues (kept once per group, not copied per row), or None when
         they do not fit. rows: the rows taken, `groups` (padded) groups of equal size; alive: which of
         them are active rows rather than repeats that only fill the batch."""
-        size = self.lm.decoder.padded_rows(-(-n_rows // 8))
+        size = padded_rows(-(-n_rows // 8), self.lm.mesh)
         per_group = n_rows // n_groups
         used, counts = np.unique(active // per_group, return_counts=True)
-        groups = self.lm.decoder.padded_rows(len(used))
+        groups = padded_rows(len(used), self.lm.mesh)
         per_new = size // groups
         if groups * per_new >= n_rows or per_new < counts.max():
             return None

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from jtoolformer.generate.decoder import bucket
 from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import output_head, token_logprobs
-from jtoolformer.sharding import activation_mesh, batch_sharding
+from jtoolformer.models import forward
+from jtoolformer.shapes import bucket, on_mesh, padded_rows
 
 RAW_WEIGHTS = np.maximum(0.0, 1.0 - 0.2 * np.arange(5))
 WEIGHTS = RAW_WEIGHTS / RAW_WEIGHTS.sum()
@@ -73,9 +73,8 @@ class Scorer:
 
     def _hidden_impl(self, params, seqs, segment_ids, positions):
         """Hidden states [rows · width, D] of packed rows."""
-        with activation_mesh(self.lm.mesh):
-            hidden, _ = self.lm.model.apply({"params": params}, seqs, positions, segment_ids=segment_ids,
-                                            return_hidden=True)
+        hidden, _ = forward(self.lm.config, self.lm.mesh, params, seqs, positions, segment_ids=segment_ids,
+                            return_hidden=True)
         return hidden.reshape(-1, hidden.shape[-1])
 
     def _losses_impl(self, params, hidden, gather, targets, weights):
@@ -121,7 +120,7 @@ class Scorer:
     def _arrays(self, segments: list[_Segment], rows: list[list[int]], requests: Sequence[tuple[int, ScoreRequest]],
                 width: int):
         """Device inputs for packed rows and the requests scored on them."""
-        n_rows = self.lm.decoder.padded_rows(len(rows))
+        n_rows = padded_rows(len(rows), self.lm.mesh)
         seqs = np.zeros((n_rows, width), np.int32)
         segment_ids = np.zeros((n_rows, width), np.int32)
         positions = np.zeros((n_rows, width), np.int32)
@@ -135,7 +134,7 @@ class Scorer:
                 positions[r, at : at + len(tokens)] = np.arange(len(tokens))
                 offset[n] = r * width + at
                 at += len(tokens)
-        n_requests = self.lm.decoder.padded_rows(len(requests))
+        n_requests = padded_rows(len(requests), self.lm.mesh)
         gather = np.zeros((n_requests, SPAN), np.int32)
         targets = np.zeros((n_requests, SPAN), np.int32)
         weights = np.zeros((n_requests, SPAN), np.float32)
@@ -162,8 +161,7 @@ class Scorer:
             in_chunk = {n for members in chunk for n in members}
             idx = [q for q, n in enumerate(used) if n in in_chunk]
             arrays = self._arrays(segments, chunk, [(used[q], requests[q]) for q in idx], width)
-            placed = [jax.device_put(a, batch_sharding(self.lm.mesh, a.shape)) for a in arrays[:3]]
-            hidden = self._hidden(self.lm.params, *placed)
+            hidden = self._hidden(self.lm.params, *on_mesh(self.lm.mesh, *arrays[:3]))
             out[idx] = np.asarray(self._losses(self.lm.params, hidden, *arrays[3:]))[: len(idx)]
         release_freed_memory()
         return out

@@ -19,8 +19,9 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jtoolformer.generate.sampling import Sampling, sample
-from jtoolformer.models import DecoderLM, KVCache, ModelConfig
-from jtoolformer.sharding import activation_mesh, batch_sharding, named_sharding
+from jtoolformer.models import KVCache, ModelConfig, forward, project
+from jtoolformer.shapes import bucket, left_padded, on_mesh, padded_rows
+from jtoolformer.sharding import batch_sharding, named_sharding
 
 NO_TOKEN = -1
 
@@ -34,35 +35,16 @@ class DecodeState:
     key: jax.Array
 
 
-def bucket(n: int, multiple: int = 32) -> int:
-    """n rounded up to a multiple (at least one): padded shapes, so few sizes are compiled."""
-    return max(multiple, -(-n // multiple) * multiple)
-
-
-def geometric_bucket(n: int, multiple: int = 1) -> int:
-    """n rounded up to a power of two or one and a half times one (1, 2, 3, 4, 6, 8, 12, …), then to a
-    multiple: a long run meets a handful of sizes, not every one, and pads at most a third."""
-    power = 1 << max(n - 1, 0).bit_length()
-    return bucket(power * 3 // 4 if power >= 4 and n <= power * 3 // 4 else power, multiple)
-
-
 class Decoder:
     """Jitted prefill/decode for one model on one mesh."""
 
     def __init__(self, cfg: ModelConfig, mesh: Mesh):
         self.cfg, self.mesh = cfg, mesh
-        self.model = DecoderLM(cfg)
-        self.batch_multiple = mesh.shape["data"] * mesh.shape["fsdp"]
         self._prefill = jax.jit(self._prefill_impl, donate_argnames="cache")
         self._chunk = jax.jit(self._chunk_impl, static_argnames=("n_steps", "sampling"), donate_argnames="state")
         self._step = jax.jit(self.advance, donate_argnames="state")
         self._compact = jax.jit(self._compact_impl, donate_argnames="state")
         self._grow = jax.jit(self._grow_impl, donate_argnames="cache")
-
-    def padded_rows(self, n: int) -> int:
-        """n rows rounded up by geometric_bucket to a multiple of the mesh's batch axes: a long run
-        compiles each jitted step for a handful of batch sizes."""
-        return geometric_bucket(n, self.batch_multiple)
 
     def new_cache(self, batch: int, length: int) -> KVCache:
         cfg, mesh = self.cfg, self.mesh
@@ -79,10 +61,9 @@ class Decoder:
 
     def _prefill_impl(self, params, tokens, valid, cache: KVCache):
         positions = jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
-        with activation_mesh(self.mesh):
-            hidden, cache = self.model.apply({"params": params}, tokens, positions, cache=cache,
-                                             token_valid=valid, return_hidden=True)
-            logits = self.model.apply({"params": params}, hidden[:, -1], method=DecoderLM.project)
+        hidden, cache = forward(self.cfg, self.mesh, params, tokens, positions, cache=cache, token_valid=valid,
+                                return_hidden=True)
+        logits = project(self.cfg, self.mesh, params, hidden[:, -1])
         return logits, cache, positions[:, -1] + 1
 
     def advance(self, params, state: DecodeState, tokens: jax.Array, fed: jax.Array | None = None) -> DecodeState:
@@ -91,9 +72,8 @@ class Decoder:
         Rows where `fed` [B] is False take nothing: their slot of this step stays invalid, and their
         position and next-token distribution stay as they were, so they can resume later unchanged.
         """
-        with activation_mesh(self.mesh):
-            logits, cache = self.model.apply({"params": params}, tokens[:, None], state.positions[:, None],
-                                             cache=state.cache, token_valid=None if fed is None else fed[:, None])
+        logits, cache = forward(self.cfg, self.mesh, params, tokens[:, None], state.positions[:, None],
+                                cache=state.cache, token_valid=None if fed is None else fed[:, None])
         if fed is None:
             return state.replace(cache=cache, logits=logits[:, -1], positions=state.positions + 1)
         return state.replace(cache=cache, logits=jnp.where(fed[:, None], logits[:, -1], state.logits),
@@ -149,22 +129,15 @@ class Decoder:
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token (add a BOS token to empty prompts)")
         n = len(prompts)
-        rows = self.padded_rows(n)
+        rows = padded_rows(n, self.mesh)
         width = bucket(max(len(p) for p in prompts))
         length = width + bucket(max_new_tokens)
         if length > self.cfg.max_positions + 32:
             raise ValueError(f"prompt ({width} tokens, padded) plus {max_new_tokens} new tokens exceeds the "
                              f"model's {self.cfg.max_positions} positions")
-        tokens = np.full((rows, width), pad_id, np.int32)
-        valid = np.zeros((rows, width), bool)
-        for r in range(rows):
-            p = prompts[r] if r < n else prompts[0][:1]
-            tokens[r, width - len(p):] = p
-            valid[r, width - len(p):] = True
-        sharding = batch_sharding(self.mesh, tokens.shape)
-        logits, cache, positions = self._prefill(
-            params, jax.device_put(tokens, sharding), jax.device_put(valid, sharding),
-            self.new_cache(rows, width + bucket(max_new_tokens + extra_slots)))
+        tokens, valid = left_padded([*prompts, *[prompts[0][:1]] * (rows - n)], rows, width, pad_id)  # rows to fill: one token
+        logits, cache, positions = self._prefill(params, *on_mesh(self.mesh, tokens, valid),
+                                                 self.new_cache(rows, width + bucket(max_new_tokens + extra_slots)))
         done = jnp.arange(rows) >= n
         return DecodeState(cache, logits, positions, done, jax.random.key(seed)), n
 
@@ -192,7 +165,7 @@ class Decoder:
         stop_ids = np.full((rows, width), NO_TOKEN, np.int32)
         for r, s in enumerate(stops):
             stop_ids[r, : len(s)] = s
-        stop_ids = jax.device_put(stop_ids, batch_sharding(self.mesh, stop_ids.shape))
+        [stop_ids] = on_mesh(self.mesh, stop_ids)
         n_steps = min(chunk, 1 << math.ceil(math.log2(max(max_new_tokens, 1))))
         out: list[list[int]] = [[] for _ in range(n)]
         finished = np.zeros(rows, bool)

@@ -23,8 +23,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jtoolformer.kernels import vocab_logprobs
 from jtoolformer.kernels.dispatch import resolve_impl
 from jtoolformer.losses import output_head, token_logprobs
-from jtoolformer.models import DecoderLM, ModelConfig, abstract_params, param_shardings
-from jtoolformer.sharding import activation_mesh, named_sharding
+from jtoolformer.models import ModelConfig, abstract_params, forward, param_shardings
+from jtoolformer.sharding import named_sharding
 from jtoolformer.train.config import OptimConfig
 from jtoolformer.train.optim import make_optimizer
 
@@ -48,7 +48,6 @@ class Trainer:
 
     def __init__(self, model_cfg: ModelConfig, mesh: Mesh, optim: OptimConfig, steps: int, micro_batches: int):
         self.model_cfg, self.mesh, self.micro_batches = model_cfg, mesh, micro_batches
-        self.model = DecoderLM(model_cfg)
         self.tx, self.schedule = make_optimizer(optim, steps)
         self.replicated = NamedSharding(mesh, PartitionSpec())
         self.state_shardings = self._state_shardings()
@@ -87,11 +86,8 @@ class Trainer:
         cfg = self.model_cfg
         fused = resolve_impl(cfg.logprob_impl, "token_logprobs", vocab_logprobs.self_check,
                              (cfg.d_model, jnp.dtype(cfg.dtype).name)) == "pallas"
-        with activation_mesh(self.mesh):
-            out, _ = self.model.apply(
-                {"params": params}, batch["inputs"], batch["positions"], segment_ids=batch["segment_ids"],
-                rngs=None if rng is None else {"dropout": rng}, return_hidden=fused,
-            )
+        out, _ = forward(cfg, self.mesh, params, batch["inputs"], batch["positions"], segment_ids=batch["segment_ids"],
+                         rngs=None if rng is None else {"dropout": rng}, return_hidden=fused)
         if fused:  # the kernel takes the final hidden states: no [tokens, V] logits in either pass
             w, b = output_head(params, self.model_cfg)
             ce = -token_logprobs(out, w, b, batch["targets"], impl="pallas", mesh=self.mesh)
