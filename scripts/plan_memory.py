@@ -137,7 +137,7 @@ def _annotation(lm, sizes: Sizes) -> dict:
     import numpy as np
 
     from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler
-    from jtoolformer.annotate.scoring import SPAN, Scorer
+    from jtoolformer.annotate.filter import SPAN, Scorer, score_program
     from jtoolformer.models import KVCache
     from jtoolformer.shapes import padded_rows
     from jtoolformer.sharding import batch_sharding
@@ -166,8 +166,8 @@ def _annotation(lm, sizes: Sizes) -> dict:
     packed = (padded_rows(sizes.filter_rows, mesh), sizes.filter_row_length)
     placed = [_struct(packed, jnp.int32, batch_sharding(mesh, packed)) for _ in range(3)]
     req = (padded_rows(sizes.filter_requests, mesh), SPAN)
-    out["annotate_filter"] = _analysis(scorer._score.lower(
-        lm.params, *placed, _struct(req, jnp.int32), _struct(req, jnp.int32), _struct(req, jnp.float32)))
+    out["annotate_filter"] = _analysis(score_program.lower(
+        scorer.model, lm.params, *placed, _struct(req, jnp.int32), _struct(req, jnp.int32), _struct(req, jnp.float32)))
     return out
 
 

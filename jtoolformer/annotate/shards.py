@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, POSITIONS_FILE, concatenate
 from jtoolformer.annotate.dataset import build_c_star
-from jtoolformer.annotate.pipeline import Annotation, Annotator, AnnotationStats
+from jtoolformer.annotate.pipeline import Annotation, Annotator
+from jtoolformer.annotate.stats import AnnotationStats
 from jtoolformer.sharding import sync_hosts
 
 

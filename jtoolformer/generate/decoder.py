@@ -135,7 +135,8 @@ class Decoder:
         if length > self.cfg.max_positions + 32:
             raise ValueError(f"prompt ({width} tokens, padded) plus {max_new_tokens} new tokens exceeds the "
                              f"model's {self.cfg.max_positions} positions")
-        tokens, valid = left_padded([*prompts, *[prompts[0][:1]] * (rows - n)], rows, width, pad_id)  # rows to fill: one token
+        fill = [prompts[0][:1]] * (rows - n)  # rows that only fill the batch: one valid token each
+        tokens, valid = left_padded([*prompts, *fill], rows, width, pad_id)
         logits, cache, positions = self._prefill(params, *on_mesh(self.mesh, tokens, valid),
                                                  self.new_cache(rows, width + bucket(max_new_tokens + extra_slots)))
         done = jnp.arange(rows) >= n

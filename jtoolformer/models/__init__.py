@@ -56,8 +56,8 @@ def forward(cfg: ModelConfig, mesh: Mesh | None, params, tokens: jax.Array, posi
             rngs: dict | None = None, **kwargs) -> tuple[jax.Array, KVCache | None]:
     """The model on tokens, positions [B, T], its activations pinned to `mesh` by their logical names:
     (logits [B, T, V] float32, or the final hidden states with return_hidden=True; the cache). `kwargs`
-    are DecoderLM's (segment_ids, cache, token_valid, return_hidden); `rngs`: flax RNG streams for modules that draw them. Pure:
-    call it inside jit."""
+    are DecoderLM's (segment_ids, cache, token_valid, return_hidden); `rngs`: flax RNG streams for modules
+    that draw them. Pure: call it inside jit."""
     with activation_mesh(mesh):
         return DecoderLM(cfg).apply({"params": params}, tokens, positions, rngs=rngs, **kwargs)
 

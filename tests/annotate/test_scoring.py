@@ -8,7 +8,7 @@ import transformers
 
 from jtoolformer import load_model
 from jtoolformer.annotate import weighted_losses
-from jtoolformer.annotate.scoring import WEIGHTS, Scorer, ScoreRequest
+from jtoolformer.annotate.filter import WEIGHTS, Scorer, ScoreRequest
 from jtoolformer.checkpoints.hf import save_hf
 from jtoolformer.sharding import make_mesh
 

@@ -1,24 +1,32 @@
-"""The weighted cross-entropy L_i(z) of docs/method.md §2.4, for many (prefix, text, position) at once.
+"""Stage 4, the filter (docs/method.md §2.4): a call is kept when the weighted cross-entropy of the text
+after it drops by at least τ_f with its result, against no call and the call without result.
 
-Each scored row is the sequence `[BOS?] z x` (the paper's placement of z), or `[BOS?] x_<i z x_≥i` for an
-inline request (an option, `AnnotateConfig.filter_placement`); L_i(z) = −Σ_{t<5} w_t · log p(x_{i+t} | BOS?, z, x_{<i+t}),
+The weighted cross-entropy L_i(z) of many (prefix, text, position) at once: each scored row is the
+sequence `[BOS?] z x` (the paper's placement of z), or `[BOS?] x_<i z x_≥i` for an inline request (an
+option, `AnnotateConfig.filter_placement`); L_i(z) = −Σ_{t<5} w_t · log p(x_{i+t} | BOS?, z, x_{<i+t}),
 with w~_t = max(0, 1 − 0.2t) normalised to sum to one. Only the ≤ 5 scored positions of a row go
 through the output projection, vocabulary-chunked (see jtoolformer.losses).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
+from jtoolformer.annotate.call_sites import char_position
+from jtoolformer.annotate.candidates_file import Candidate
+from jtoolformer.annotate.merge import KeptCall, spaced_call, states_result
+from jtoolformer.annotate.stats import REPORT_THRESHOLDS, AnnotationStats
 from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import output_head, token_logprobs
-from jtoolformer.models import forward
+from jtoolformer.models import ModelConfig, forward
 from jtoolformer.shapes import bucket, on_mesh, padded_rows
+from jtoolformer.tools.base import Tool
+from jtoolformer.tools.calls import ToolCall, format_call
 
 RAW_WEIGHTS = np.maximum(0.0, 1.0 - 0.2 * np.arange(5))
 WEIGHTS = RAW_WEIGHTS / RAW_WEIGHTS.sum()
@@ -49,6 +57,40 @@ class _Segment:
     x_start: int  # x_j (for every scored j) is tokens[x_start + j]
 
 
+@dataclass(frozen=True)
+class ScoringModel:
+    """What the filter's programs depend on besides their arguments. Hashable and passed to them as a
+    static argument: every Scorer of an equal config and mesh shares what was compiled, and no program
+    holds on to params."""
+
+    cfg: ModelConfig
+    mesh: Mesh
+
+
+def _hidden(model: ScoringModel, params, seqs, segment_ids, positions):
+    """Hidden states [rows · width, D] of packed rows."""
+    hidden, _ = forward(model.cfg, model.mesh, params, seqs, positions, segment_ids=segment_ids, return_hidden=True)
+    return hidden.reshape(-1, hidden.shape[-1])
+
+
+def _losses(model: ScoringModel, params, hidden, gather, targets, weights):
+    picked = hidden[gather]  # [N, SPAN, D]
+    w, b = output_head(params, model.cfg)
+    logp = token_logprobs(picked, w, b, targets, impl=model.cfg.logprob_impl, mesh=model.mesh)
+    return -(weights * logp).sum(axis=-1)
+
+
+def _score(model: ScoringModel, params, seqs, segment_ids, positions, gather, targets, weights):
+    return _losses(model, params, _hidden(model, params, seqs, segment_ids, positions), gather, targets, weights)
+
+
+# Two programs: the forward compiles per (rows, width) only, the small loss per request count; one
+# program for both compiled the whole model again for every request count it met.
+hidden_program = jax.jit(_hidden, static_argnums=0)
+losses_program = jax.jit(_losses, static_argnums=0)
+score_program = jax.jit(_score, static_argnums=0)  # both as one, for memory analysis (scripts/plan_memory.py)
+
+
 class Scorer:
     """Jitted batched L_i(z) for one LM.
 
@@ -62,27 +104,7 @@ class Scorer:
         self.lm, self.max_rows = lm, max_rows
         self.row_length, self.length_multiple = min(row_length, lm.config.max_positions), length_multiple
         self.bos = [] if lm.config.bos_id is None else [lm.config.bos_id]
-        # Two programs: the forward compiles per (rows, width) only, the small loss per request count;
-        # one program for both compiled the whole model again for every request count it met.
-        self._hidden = jax.jit(self._hidden_impl)
-        self._losses = jax.jit(self._losses_impl)
-        self._score = jax.jit(self._score_impl)  # both as one program, for memory analysis (scripts/plan_memory.py)
-
-    def _score_impl(self, params, seqs, segment_ids, positions, gather, targets, weights):
-        return self._losses_impl(params, self._hidden_impl(params, seqs, segment_ids, positions), gather, targets, weights)
-
-    def _hidden_impl(self, params, seqs, segment_ids, positions):
-        """Hidden states [rows · width, D] of packed rows."""
-        hidden, _ = forward(self.lm.config, self.lm.mesh, params, seqs, positions, segment_ids=segment_ids,
-                            return_hidden=True)
-        return hidden.reshape(-1, hidden.shape[-1])
-
-    def _losses_impl(self, params, hidden, gather, targets, weights):
-        lm = self.lm
-        picked = hidden[gather]  # [N, SPAN, D]
-        w, b = output_head(params, lm.config)
-        logp = token_logprobs(picked, w, b, targets, impl=lm.config.logprob_impl, mesh=lm.mesh)
-        return -(weights * logp).sum(axis=-1)
+        self.model = ScoringModel(lm.config, lm.mesh)
 
     def _segments(self, requests: Sequence[ScoreRequest]) -> tuple[list[_Segment], list[int]]:
         """The distinct sequences, and which one each request is scored on."""
@@ -161,19 +183,85 @@ class Scorer:
             in_chunk = {n for members in chunk for n in members}
             idx = [q for q, n in enumerate(used) if n in in_chunk]
             arrays = self._arrays(segments, chunk, [(used[q], requests[q]) for q in idx], width)
-            hidden = self._hidden(self.lm.params, *on_mesh(self.lm.mesh, *arrays[:3]))
-            out[idx] = np.asarray(self._losses(self.lm.params, hidden, *arrays[3:]))[: len(idx)]
+            hidden = hidden_program(self.model, self.lm.params, *on_mesh(self.lm.mesh, *arrays[:3]))
+            out[idx] = np.asarray(losses_program(self.model, self.lm.params, hidden, *arrays[3:]))[: len(idx)]
         release_freed_memory()
         return out
 
 
-_SCORERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def weighted_losses(lm, x_ids: Sequence[int], i: int, prefixes: Sequence[Sequence[int]]) -> np.ndarray:
-    """L_i(z) for each prefix z (token ids; an empty list is ε) over the sequence `[BOS?] z x`.
-    One Scorer (and its compiled shapes) is kept per LM across calls."""
+    """L_i(z) for each prefix z (token ids; an empty list is ε) over the sequence `[BOS?] z x`, with
+    the LM's current params (calls with an equal model config and mesh reuse the compiled programs)."""
     x = tuple(int(t) for t in x_ids)
-    if lm not in _SCORERS:
-        _SCORERS[lm] = Scorer(lm)
-    return _SCORERS[lm]([ScoreRequest(tuple(int(t) for t in z), x, i) for z in prefixes])
+    return Scorer(lm)([ScoreRequest(tuple(int(t) for t in z), x, i) for z in prefixes])
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    threshold: float  # τ_f
+    inline: bool = False  # z scored where it is inserted, against the call without result
+    result_check: str = "none"  # "stated_next": a call is scored only when the text's next number is its result
+
+
+@dataclass
+class ExecutedCall:
+    """One distinct call at one position of a document, its (non-empty) result and every sample of it."""
+
+    doc: int  # the document's index among those annotated
+    x: tuple[int, ...]
+    i: int
+    call: ToolCall
+    result: str
+    samples: list[Candidate]
+
+
+def filter_calls(scorer: Scorer, tool: Tool, executed: Sequence[ExecutedCall], texts: Sequence[str],
+                 settings: FilterSettings, stats: AnnotationStats) -> list[tuple[int, KeptCall, Candidate]]:
+    """Keeps a call when min(L(ε), L(e(c, ε))) − L(e(c, r)) ≥ τ_f (the paper's prefix placement), or
+    L(e(c, ε)) − L(e(c, r)) ≥ τ_f with both calls inline. Returns (document, kept call, its candidate)
+    for each kept call; every call's first sample records its losses and outcome."""
+    tok = scorer.lm.tokenizer
+    requests: dict[ScoreRequest, None] = {}
+    scored = []
+    for e in executed:
+        first = e.samples[0]
+        char = char_position(tok, e.x, e.i)
+        if char is None:
+            first.outcome = "unaligned"
+            stats.skipped["unaligned_position"] += 1
+            continue
+        if settings.result_check == "stated_next" and not states_result(e.call.input, e.result, texts[e.doc], char):
+            first.outcome = "result_not_stated"
+            stats.skipped["result_not_stated"] += 1
+            continue
+
+        def z(result: str, e: ExecutedCall = e, char: int = char) -> tuple[int, ...]:
+            text = format_call(e.call, result, quoted=tool.quoted_input)
+            return tuple(tok.encode(spaced_call(text, texts[e.doc], char) if settings.inline else text))
+
+        plus = ScoreRequest(z(e.result), e.x, e.i, settings.inline)
+        minus_call = ScoreRequest(z(""), e.x, e.i, settings.inline)
+        minus_empty = ScoreRequest((), e.x, e.i)
+        requests.update(dict.fromkeys([plus, minus_call, minus_empty]))
+        scored.append((e, char, plus, minus_call, minus_empty))
+    if not scored:
+        return []
+    order = list(requests)
+    losses = dict(zip(order, scorer(order)))
+    kept = []
+    for e, char, plus, minus_call, minus_empty in scored:
+        first = e.samples[0]
+        first.loss_plus, first.loss_minus_call = float(losses[plus]), float(losses[minus_call])
+        first.loss_minus_empty = float(losses[minus_empty])
+        loss_minus = first.loss_minus_call if settings.inline else min(first.loss_minus_call, first.loss_minus_empty)
+        first.gain = gain = loss_minus - first.loss_plus
+        for reported in REPORT_THRESHOLDS:
+            stats.kept[str(reported)] += gain >= reported
+        if gain < settings.threshold:
+            first.outcome = "below_threshold"
+            continue
+        first.outcome = "kept"
+        stats.kept["tool"] += 1
+        kept.append((e.doc, KeptCall(tool.name, e.call.input, e.result, e.i, char, first.loss_plus, loss_minus,
+                                     tool.quoted_input), first))
+    return kept
