@@ -98,7 +98,7 @@ def _train(config: str, sizes: Sizes, devices: int) -> dict:
     from jtoolformer.models import load_model_config
     from jtoolformer.sharding import batch_sharding, make_mesh
     from jtoolformer.train.config import OptimConfig
-    from jtoolformer.train.step import Trainer
+    from jtoolformer.train.step import Trainer, train_step_program
 
     mesh = make_mesh(data=1, fsdp=devices, tensor=1)
     micro = max(1, sizes.train_batch // devices)  # one sequence per device per micro-batch
@@ -110,7 +110,7 @@ def _train(config: str, sizes: Sizes, devices: int) -> dict:
         cfg = load_model_config(config, dtype="bfloat16", param_dtype="float32", remat=True, scan_layers=True,
                                 logprob_impl=impl)
         trainer = Trainer(cfg, mesh, OptimConfig(mu_dtype="bfloat16"), steps=1000, micro_batches=micro)
-        out[stage] = {**_analysis(trainer.step.lower(trainer.abstract_state(), batch)), "mesh": dict(mesh.shape),
+        out[stage] = {**_analysis(train_step_program.lower(trainer, trainer.abstract_state(), batch)), "mesh": dict(mesh.shape),
                       "precision": "bf16 compute, fp32 params, fp32 Adam nu, bf16 Adam mu, FSDP, remat",
                       "micro_batches": micro, "logprob_impl": impl}
     return out

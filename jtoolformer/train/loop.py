@@ -35,7 +35,7 @@ from jtoolformer.train.export import (CHECKPOINT_DIR, HF_DIR, MODEL_FILE, TOKENI
 from jtoolformer.train.flops import measure_peak_flops, train_flops_per_token
 from jtoolformer.train.interrupts import StopRequests
 from jtoolformer.train.metrics import MetricsLog, Throughput
-from jtoolformer.train.step import Trainer, TrainState, trainer_for
+from jtoolformer.train.step import Trainer, TrainState
 
 CONFIG_FILE = "train_config.yaml"
 
@@ -83,14 +83,14 @@ def _initial_state(cfg: TrainConfig, model: ModelSpec, run_dir: Path, mesh: Mesh
     compute = dict(dtype=cfg.dtype, remat=cfg.remat)
     if latest is not None:
         model_cfg = load_model_config(run_dir / MODEL_FILE, **compute)
-        trainer = trainer_for(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
+        trainer = Trainer(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
         state, data_state = checkpoints.restore(latest, trainer.abstract_state())
         return trainer, state, data_state
     lm = model if isinstance(model, LM) else load_model(model, mesh=mesh)
     model_cfg = lm.config.replace(**compute)
     if jax.process_index() == 0:
         _save_model_files(run_dir, model_cfg, lm.tokenizer)
-    trainer = trainer_for(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
+    trainer = Trainer(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
     return trainer, trainer.init_state(lm.params, cfg.seed), None
 
 
