@@ -30,7 +30,8 @@ from jtoolformer.annotate.candidates import SENTINEL, cut_call
 from jtoolformer.annotate.filter import WEIGHTS, Scorer, ScoreRequest, score_program
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
 from jtoolformer.checkpoints.gguf import default_gguf_path
-from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
+from jtoolformer.data.corpus import DEMO_CORPUS
+from jtoolformer.data.documents import read_jsonl
 from jtoolformer.generate.call_tokens import api_start_ids, call_stop_ids
 from jtoolformer.models import ModelConfig
 from jtoolformer.tools.base import ToolContext

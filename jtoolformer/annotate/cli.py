@@ -13,7 +13,8 @@ from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, OUTCOMES, summ
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, prompt_overrides
 from jtoolformer.annotate.shards import run_annotation
 from jtoolformer.cli.args import add_coordinator_args, at_least, mesh_from_text
-from jtoolformer.data.corpus import DEMO_CORPUS, describe_skips, open_corpus
+from jtoolformer.data.corpus import DEMO_CORPUS, open_corpus
+from jtoolformer.data.documents import describe_skips
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.sharding import initialize_distributed
 from jtoolformer.tools.cli import add_backend_args, backends_from_args

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
+from jtoolformer.data.corpus import DEMO_CORPUS
+from jtoolformer.data.documents import read_jsonl
 
 OVERRIDES = ["shard_size=2", "positions_per_doc=2", "calls_per_position=2", "max_call_tokens=16", "filter_threshold=0.0"]
 DEVICES_PER_HOST = 2

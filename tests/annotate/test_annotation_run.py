@@ -11,7 +11,8 @@ from jtoolformer import load_model
 from jtoolformer.annotate.dataset import open_c_star
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
 from jtoolformer.annotate.shards import run_annotation
-from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
+from jtoolformer.data.corpus import DEMO_CORPUS
+from jtoolformer.data.documents import read_jsonl
 from jtoolformer.lm import LM
 from jtoolformer.models import param_shardings
 from jtoolformer.sharding import make_mesh
