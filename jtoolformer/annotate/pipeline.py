@@ -49,10 +49,10 @@ class AnnotateConfig(Checked):
     call_sites: str = setting("word_boundary", choices=CALL_SITE_RULES)  # stage-1 positions (call_sites.py)
     # stage 4: "prefix" (the paper) or "inline": z scored where it is inserted, against the call without result
     filter_placement: str = setting("prefix", choices=("prefix", "inline"))
-    call_head: str = setting("free", choices=("free", "forced"))
+    call_head: str = setting("free", choices=("free", "forced"))  # stage 2: "forced" feeds "Tool(" after the API start
     # stage 4: "none" (the paper) or "stated_next": a call is scored only when it computes something and
     # the text's next number is its result (merge.states_result)
-    result_check: str = setting("none", choices=("none", "stated_next"))  # stage 2: "forced" feeds "Tool(" after the API start
+    result_check: str = setting("none", choices=("none", "stated_next"))
     prompts: str = ""  # the user's own few-shot prompts: "calculator=my_prompt.txt,qa=…"
     write_candidates: bool = True  # candidates.jsonl and positions.jsonl beside C* (candidates_file.py)
     index: str | None = None  # WikiSearch and QA passages: an index directory (`index build`); None: the demo set
