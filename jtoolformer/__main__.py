@@ -2,6 +2,6 @@
 
 import sys
 
-from jtoolformer.cli import main
+from jtoolformer.cli.main import main
 
 sys.exit(main())

@@ -10,12 +10,12 @@ import dataclasses
 import datetime
 from pathlib import Path
 
-from jtoolformer import yaml_config
+from jtoolformer import config
 from jtoolformer.annotate.cli import annotate_corpus, format_table
 from jtoolformer.annotate.pipeline import AnnotateConfig
-from jtoolformer.cli_args import at_least
+from jtoolformer.cli.args import at_least
 from jtoolformer.data.corpus import DEMO_CORPUS
-from jtoolformer.generate import ToolGenerator
+from jtoolformer.generate.session import ToolGenerator
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.tools.base import ToolContext
 from jtoolformer.tools.cli import add_backend_args, backends_from_args
@@ -36,7 +36,7 @@ PROMPTS = (
 def run_demo(out: Path, model: str = DEFAULT_MODEL, documents: int = 40, progress: bool = True,
              backends: ToolBackends | None = None) -> None:
     """`backends`: what backs WikiSearch, QA and MT, over the demo config's (the bundled passages)."""
-    cfg = yaml_config.load(AnnotateConfig, CONFIGS / "annotate_demo.yaml")
+    cfg = config.load(AnnotateConfig, CONFIGS / "annotate_demo.yaml")
     if backends is not None:
         cfg = dataclasses.replace(cfg, index=backends.index or cfg.index, mt_model=backends.mt_model or cfg.mt_model)
     print(f"1/3 annotate: {documents} documents of {DEMO_CORPUS.name} with {cfg.tools}")

@@ -10,11 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from jtoolformer.decoding import Decoder, Sampling, bucket
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.errors import UsageError
-from jtoolformer.models import DecoderLM, ModelConfig, init_params, load_model_config
-from jtoolformer.sharding import activation_mesh, batch_sharding, make_mesh
-from jtoolformer.tokenizer import Tokenizer
+from jtoolformer.generate.decoder import Decoder
+from jtoolformer.generate.sampling import Sampling
+from jtoolformer.models import ModelConfig, forward, init_params, load_model_config
+from jtoolformer.shapes import bucket, on_mesh, padded_rows
+from jtoolformer.sharding import make_mesh
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -24,19 +26,17 @@ class LM:
 
     def __init__(self, cfg: ModelConfig, params, tokenizer: Tokenizer | None, mesh: Mesh):
         self.config, self.params, self.tokenizer, self.mesh = cfg, params, tokenizer, mesh
-        self.model = DecoderLM(cfg)
         self.decoder = Decoder(cfg, mesh)
         self._forward = jax.jit(self._forward_impl)
 
     def _forward_impl(self, params, ids):
         positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
-        with activation_mesh(self.mesh):
-            return self.model.apply({"params": params}, ids, positions)[0]
+        return forward(self.config, self.mesh, params, ids, positions)[0]
 
     def _padded(self, ids: np.ndarray) -> np.ndarray:
         """Rows up to a multiple of the data axes, columns up to a multiple of 32 (fewer compiles)."""
         b, t = ids.shape
-        rows, cols = self.decoder.padded_rows(b), bucket(t)
+        rows, cols = padded_rows(b, self.mesh), bucket(t)
         out = np.zeros((rows, cols), np.int32)
         out[:b, :t] = ids
         return out
@@ -49,7 +49,7 @@ class LM:
         if ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size})")
         padded = self._padded(ids)
-        out = self._forward(self.params, jax.device_put(padded, batch_sharding(self.mesh, padded.shape)))
+        out = self._forward(self.params, *on_mesh(self.mesh, padded))
         return np.asarray(out[: ids.shape[0], : ids.shape[1]])
 
     def _require_tokenizer(self) -> Tokenizer:

@@ -13,7 +13,6 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 
 import jax
-import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
@@ -115,10 +114,6 @@ def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
 def batch_sharding(mesh: Mesh, shape: Sequence[int]) -> NamedSharding:
     """Inputs [B, ...] split over the data axes, the rest replicated."""
     return named_sharding(("batch",) + (None,) * (len(shape) - 1), shape, mesh)
-
-
-def put(x: np.ndarray, mesh: Mesh, names: Sequence[str | None]) -> jax.Array:
-    return jax.device_put(x, named_sharding(names, np.shape(x), mesh))
 
 
 def initialize_distributed(enabled: bool, coordinator_address: str | None = None,

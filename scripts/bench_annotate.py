@@ -26,12 +26,13 @@ import torch
 import transformers
 
 from jtoolformer import load_model
-from jtoolformer.api_tokens import api_start_ids, call_stop_ids
-from jtoolformer.annotate.candidates import SENTINEL
-from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, _cut_call
-from jtoolformer.annotate.scoring import WEIGHTS, Scorer, ScoreRequest
+from jtoolformer.annotate.candidates import SENTINEL, cut_call
+from jtoolformer.annotate.filter import WEIGHTS, Scorer, ScoreRequest, score_program
+from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
 from jtoolformer.checkpoints.gguf import default_gguf_path
-from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
+from jtoolformer.data.corpus import DEMO_CORPUS
+from jtoolformer.data.documents import read_jsonl
+from jtoolformer.generate.call_tokens import api_start_ids, call_stop_ids
 from jtoolformer.models import ModelConfig
 from jtoolformer.tools.base import ToolContext
 from jtoolformer.tools.calls import clean_result, format_call, parse_partial_call
@@ -60,7 +61,7 @@ def naive_annotate(model, tok, tool, docs, k: int, m: int, max_call_tokens: int)
                 out = model.generate(ids, do_sample=True, num_return_sequences=m, max_new_tokens=max_call_tokens,
                                      eos_token_id=list(stops), pad_token_id=0)
             for row in out[:, ids.shape[1]:]:
-                call = parse_partial_call(_cut_call(tok.decode([api[0], *row.tolist()])), [tool.name])
+                call = parse_partial_call(cut_call(tok.decode([api[0], *row.tolist()])), [tool.name])
                 if call is None:
                     continue
                 result = clean_result(tool(call.input, ToolContext.from_metadata(doc)))
@@ -89,7 +90,7 @@ def filter_temp_bytes(vocab: int) -> int:
     segments, used = scorer._segments(requests)
     rows = scorer._pack([len(s.tokens) for s in segments], scorer.row_length)
     arrays = scorer._arrays(segments, rows, list(zip(used, requests)), scorer.row_length)
-    compiled = scorer._score.lower(lm.params, *arrays).compile()
+    compiled = score_program.lower(scorer.model, lm.params, *arrays).compile()
     return int(compiled.memory_analysis().temp_size_in_bytes)
 
 
@@ -105,7 +106,7 @@ def main() -> None:
     docs = [d for d in read_jsonl(Path(DEMO_CORPUS)) if d["id"].startswith("calc-")][: args.docs]
     lm = load_model()
     tools = make_tools("calculator")
-    cfg = AnnotateConfig(max_positions=args.k, calls_per_position=args.m, batch_docs=args.batch_docs or args.docs)
+    cfg = AnnotateConfig(positions_per_doc=args.k, calls_per_position=args.m, batch_docs=args.batch_docs or args.docs)
     annotator = Annotator(lm, tools, cfg)
     start = time.perf_counter()
     first_records = annotator.annotate(docs).records

@@ -38,7 +38,7 @@ def child(args: argparse.Namespace) -> dict:
     docs = list(read_problems(args.gsm8k, start=args.start, limit=args.docs))
     lm = load_model()
     loaded = _status_mib("VmRSS")
-    cfg = AnnotateConfig(tools="calculator", max_positions=args.k, calls_per_position=args.m, batch_docs=args.batch_docs)
+    cfg = AnnotateConfig(tools="calculator", positions_per_doc=args.k, calls_per_position=args.m, batch_docs=args.batch_docs)
     annotator = Annotator(lm, make_tools("calculator"), cfg)
     after_shard = []
     start = time.perf_counter()

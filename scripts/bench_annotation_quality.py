@@ -216,7 +216,7 @@ def main() -> None:
               "paper_settings": {"tau_s": 0.0, "tau_f": 0.5}, "results": []}
     for setting in args.settings:
         k, m, call_sites, placement, *prompt = setting.split(",")
-        cfg = AnnotateConfig(tools="calculator", max_positions=int(k), calls_per_position=int(m),
+        cfg = AnnotateConfig(tools="calculator", positions_per_doc=int(k), calls_per_position=int(m),
                              call_sites=call_sites, filter_placement=placement, prompts=f"calculator={prompt[0]}" if prompt else "",
                              batch_docs=args.batch_docs, max_decode_rows=args.max_decode_rows)
         started = time.perf_counter()

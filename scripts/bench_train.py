@@ -27,7 +27,7 @@ from jtoolformer.sharding import make_mesh
 from jtoolformer.train.batches import to_global
 from jtoolformer.train.config import OptimConfig
 from jtoolformer.train.flops import measure_peak_flops, train_flops_per_token
-from jtoolformer.train.step import trainer_for
+from jtoolformer.train.step import Trainer
 
 OPTIM = OptimConfig(learning_rate=1e-5, warmup_fraction=0.0, weight_decay=0.0, clip_norm=1.0)
 
@@ -66,7 +66,7 @@ def time_steps(step, steps: int) -> tuple[float, float]:
 
 def bench_jax(cfg: ModelConfig, batch: dict[str, np.ndarray], steps: int) -> dict[str, float]:
     mesh = make_mesh()
-    trainer = trainer_for(cfg, mesh, OPTIM, steps + 1, 1)
+    trainer = Trainer(cfg, mesh, OPTIM, steps + 1, 1)
     state = trainer.init_state(init_params(cfg, jax.random.key(0), mesh), seed=0)
     global_batch = to_global(batch, mesh)
     losses = []

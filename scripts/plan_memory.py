@@ -64,7 +64,7 @@ def _byte_tokenizer():
     """One token per byte: prompts of an exact length, with the "[" and "]" tokens calls need."""
     from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers
 
-    from jtoolformer.tokenizer import Tokenizer
+    from jtoolformer.checkpoints.tokenizer import Tokenizer
 
     hf = HFTokenizer(models.BPE({c: i for i, c in enumerate(pre_tokenizers.ByteLevel.alphabet())}, []))
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -98,7 +98,7 @@ def _train(config: str, sizes: Sizes, devices: int) -> dict:
     from jtoolformer.models import load_model_config
     from jtoolformer.sharding import batch_sharding, make_mesh
     from jtoolformer.train.config import OptimConfig
-    from jtoolformer.train.step import Trainer
+    from jtoolformer.train.step import Trainer, train_step_program
 
     mesh = make_mesh(data=1, fsdp=devices, tensor=1)
     micro = max(1, sizes.train_batch // devices)  # one sequence per device per micro-batch
@@ -110,7 +110,7 @@ def _train(config: str, sizes: Sizes, devices: int) -> dict:
         cfg = load_model_config(config, dtype="bfloat16", param_dtype="float32", remat=True, scan_layers=True,
                                 logprob_impl=impl)
         trainer = Trainer(cfg, mesh, OptimConfig(mu_dtype="bfloat16"), steps=1000, micro_batches=micro)
-        out[stage] = {**_analysis(trainer.step.lower(trainer.abstract_state(), batch)), "mesh": dict(mesh.shape),
+        out[stage] = {**_analysis(train_step_program.lower(trainer, trainer.abstract_state(), batch)), "mesh": dict(mesh.shape),
                       "precision": "bf16 compute, fp32 params, fp32 Adam nu, bf16 Adam mu, FSDP, remat",
                       "micro_batches": micro, "logprob_impl": impl}
     return out
@@ -137,8 +137,9 @@ def _annotation(lm, sizes: Sizes) -> dict:
     import numpy as np
 
     from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler
-    from jtoolformer.annotate.scoring import SPAN, Scorer
+    from jtoolformer.annotate.filter import SPAN, Scorer, score_program
     from jtoolformer.models import KVCache
+    from jtoolformer.shapes import padded_rows
     from jtoolformer.sharding import batch_sharding
 
     mesh, cfg = lm.mesh, lm.config
@@ -146,9 +147,8 @@ def _annotation(lm, sizes: Sizes) -> dict:
     sampler = CandidateSampler(lm, prompt, max_call_tokens=sizes.call_tokens)
     head_len = len(sampler.head)
     ones = jnp.zeros((1, head_len), jnp.int32)
-    head = jax.eval_shape(lambda p: sampler._prefill_head({"params": p}, ones, ones, cache=KVCache.zeros(cfg, 1, head_len)),
-                          lm.params)[1]
-    rows = lm.decoder.padded_rows(sizes.docs)
+    head = jax.eval_shape(lambda p: sampler._prefill_head(p, ones, ones, KVCache.zeros(cfg, 1, head_len)), lm.params)
+    rows = padded_rows(sizes.docs, mesh)
     tails = (rows, sizes.tail_width)
     t_int, t_bool = (_struct(tails, d, batch_sharding(mesh, tails)) for d in (jnp.int32, jnp.bool_))
     out = {"annotate_positions": _analysis(sampler._tails.lower(lm.params, head, t_int, t_bool))}
@@ -163,11 +163,11 @@ def _annotation(lm, sizes: Sizes) -> dict:
     out["annotate_sampling_decode"] = _analysis(sampler._decode.lower(
         lm.params, state, vec(jnp.bool_), keys, vec(jnp.int32), np.int32(sizes.call_tokens)))
     scorer = Scorer(lm, max_rows=sizes.filter_rows, row_length=sizes.filter_row_length)
-    packed = (lm.decoder.padded_rows(sizes.filter_rows), sizes.filter_row_length)
+    packed = (padded_rows(sizes.filter_rows, mesh), sizes.filter_row_length)
     placed = [_struct(packed, jnp.int32, batch_sharding(mesh, packed)) for _ in range(3)]
-    req = (lm.decoder.padded_rows(sizes.filter_requests), SPAN)
-    out["annotate_filter"] = _analysis(scorer._score.lower(
-        lm.params, *placed, _struct(req, jnp.int32), _struct(req, jnp.int32), _struct(req, jnp.float32)))
+    req = (padded_rows(sizes.filter_requests, mesh), SPAN)
+    out["annotate_filter"] = _analysis(score_program.lower(
+        scorer.model, lm.params, *placed, _struct(req, jnp.int32), _struct(req, jnp.int32), _struct(req, jnp.float32)))
     return out
 
 
@@ -175,12 +175,14 @@ def _generation(lm, sizes: Sizes) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jtoolformer.decoding import DecodeState, Sampling, bucket
+    from jtoolformer.generate.decoder import DecodeState
+    from jtoolformer.generate.sampling import Sampling
     from jtoolformer.models import KVCache
+    from jtoolformer.shapes import bucket, padded_rows
     from jtoolformer.sharding import batch_sharding
 
     mesh, decoder = lm.mesh, lm.decoder
-    rows = decoder.padded_rows(sizes.prompts)
+    rows = padded_rows(sizes.prompts, mesh)
     shape = (rows, sizes.prompt_tokens)
     tokens, valid = (_struct(shape, d, batch_sharding(mesh, shape)) for d in (jnp.int32, jnp.bool_))
     length = sizes.prompt_tokens + bucket(sizes.new_tokens)

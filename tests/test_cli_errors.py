@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from jtoolformer import cli
+from jtoolformer.cli import main as cli
 from jtoolformer.errors import UsageError
 
 NO_MODEL = "/nonexistent/model"  # loading it would fail: an error about anything else was found first

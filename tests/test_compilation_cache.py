@@ -6,7 +6,7 @@ import sys
 
 PROGRAM = """
 import jax, jax.numpy as jnp
-from jtoolformer.cli import use_compilation_cache
+from jtoolformer.cli.main import use_compilation_cache
 print(use_compilation_cache())
 jax.jit(lambda x: jnp.tanh(x @ x.T).sum())(jnp.ones((64, 64))).block_until_ready()
 """

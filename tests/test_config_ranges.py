@@ -7,10 +7,10 @@ import typing
 
 import pytest
 
-from jtoolformer import yaml_config
+from jtoolformer import config
 from jtoolformer.annotate.pipeline import AnnotateConfig
-from jtoolformer.decoding import Sampling
 from jtoolformer.errors import UsageError
+from jtoolformer.generate.sampling import Sampling
 from jtoolformer.models import ModelConfig
 from jtoolformer.train.config import CheckpointConfig, DataConfig, MeshConfig, OptimConfig, TrainConfig
 
@@ -40,7 +40,7 @@ CONFIGS = [(AnnotateConfig, {}), (TrainConfig, {}), (MeshConfig, {}), (OptimConf
 ])
 def test_an_out_of_range_value_is_one_line_naming_the_field(cls, override, message):
     with pytest.raises(UsageError, match=rf"^overrides: {message}$") as error:
-        yaml_config.load(cls, None, [override])
+        config.load(cls, None, [override])
     assert "\n" not in str(error.value)
 
 
@@ -64,7 +64,7 @@ def test_every_numeric_field_has_a_range(cls, required, name, value):
 
 
 def test_good_values_pass():
-    cfg = yaml_config.load(TrainConfig, None, ["optim.learning_rate=1e-4", "optim.b1=0", "peak_tflops_per_device=2"])
+    cfg = config.load(TrainConfig, None, ["optim.learning_rate=1e-4", "optim.b1=0", "peak_tflops_per_device=2"])
     assert (cfg.optim.learning_rate, cfg.optim.b1, cfg.peak_tflops_per_device) == (1e-4, 0, 2)
     assert AnnotateConfig(filter_threshold=-0.5).filter_threshold == -0.5  # τ_f may be negative
 
@@ -78,7 +78,7 @@ def test_good_values_pass():
 ])
 def test_malformed_overrides_are_named(override, message):
     with pytest.raises(UsageError, match=message):
-        yaml_config.load(AnnotateConfig, None, [override])
+        config.load(AnnotateConfig, None, [override])
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -92,7 +92,7 @@ def test_config_file_problems_name_the_file(tmp_path, content, message):
     if content is not None:
         path.write_text(content)
     with pytest.raises(UsageError, match=rf"^{path}: .*{message}"):
-        yaml_config.load(AnnotateConfig, path, [])
+        config.load(AnnotateConfig, path, [])
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -105,4 +105,4 @@ def test_config_file_problems_name_the_file(tmp_path, content, message):
 ])
 def test_hostile_override_values_are_usage_errors(override, message):
     with pytest.raises(UsageError, match=re.escape(message)):
-        yaml_config.load(TrainConfig, None, [override])
+        config.load(TrainConfig, None, [override])

@@ -117,7 +117,7 @@ def driver(out: Path, results: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, str(SCRIPT), "--gsm8k", str(GSM8K), "--asdiv", str(ASDIV), "--out", str(out),
                "--results", str(results), "--mesh=1,1,1", "--problems", "2", "--held-out", "2",
                "--asdiv-limit", "2", "--eval-batch", "2"]
-    command += [f"--annotate-override={o}" for o in ("max_positions=6", "calls_per_position=4",
+    command += [f"--annotate-override={o}" for o in ("positions_per_doc=6", "calls_per_position=4",
                                                       "filter_threshold=-100")]
     command += [f"--train-override={o}" for o in ("steps=4", "global_batch=2", "seq_len=128",
                                                    "checkpoint.eval_every=2", "checkpoint.save_every=2")]

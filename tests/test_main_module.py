@@ -16,7 +16,7 @@ def test_a_warning_during_a_progress_bar_starts_on_a_cleared_line(monkeypatch, c
 
     from tqdm import tqdm
 
-    from jtoolformer import cli
+    from jtoolformer.cli import main as cli
 
     def command(args) -> int:
         with tqdm(total=2, desc="annotate") as bar:

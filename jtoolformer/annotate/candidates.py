@@ -1,11 +1,12 @@
-"""Stages 1 and 2 on the device: API-start probabilities over P(x), then calls sampled from the KV
-cache of that same pass, truncated at each kept position (the prefix is never recomputed).
+"""Stages 1 and 2 on the device: API-start probabilities over P(x) at the positions the call-site rule
+allows, then calls sampled from the KV cache of that same pass, truncated at each kept position (the
+prefix is never recomputed).
 
-The few-shot part of each tool's prompt (everything before "Input: x") is prefilled once per tool and
-kept as a prefix every document of a batch continues; each batch prefills only its own tails
-("Input: x\nOutput: x"). Calls are then decoded with the rows grouped by document: each group's rows
-attend to the head and to their document's tail (up to their own position), kept once per group, and
-cache only the call tokens they write.
+The few-shot part of each tool's prompt (everything before "Input: x") is prefilled once per batch,
+with that batch's params, and kept as a prefix every document of the batch continues; each batch
+prefills only its own tails ("Input: x\nOutput: x"). Calls are then decoded with the rows grouped
+by document: each group's rows attend to the head and to their document's tail (up to their own
+position), kept once per group, and cache only the call tokens they write.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtoolformer.api_tokens import api_start_ids, call_stop_ids
-from jtoolformer.decoding import Sampling, geometric_bucket, sample
+from jtoolformer.annotate.call_sites import allowed_positions, token_starts
+from jtoolformer.annotate.candidates_file import Candidate
+from jtoolformer.generate.call_tokens import api_start_ids, call_stop_ids
+from jtoolformer.generate.sampling import Sampling, sample
 from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import logsumexp_over_vocab, output_head
-from jtoolformer.models import KVCache
-from jtoolformer.sharding import activation_mesh, batch_sharding
+from jtoolformer.models import KVCache, forward
+from jtoolformer.shapes import batch_multiple, geometric_bucket, left_padded, on_mesh, padded_rows
+from jtoolformer.tools.base import Tool
+from jtoolformer.tools.calls import ARROWS, CALL_END, ToolCall, parse_partial_call
 
 SENTINEL = "\x00TEXT\x00"
 CHECK_EVERY = 2  # decoding steps between checks of how many rows still write
@@ -32,11 +38,14 @@ CHECK_EVERY = 2  # decoding steps between checks of how many rows still write
 @dataclass(frozen=True)
 class Document:
     """One text prepared for one tool: x's token ids, the tail tokens fed after the few-shot head,
-    and where the copy of x starts inside that tail."""
+    where the copy of x starts inside that tail, the character where each token of x starts (-1 for
+    all when x is not the text's encoding) and the positions i the call-site rule allows."""
 
     x: tuple[int, ...]
     tail: tuple[int, ...]
     copy_start: int
+    starts: tuple[int, ...] = ()
+    allowed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,26 @@ class Position:
     i: int  # token index in x
     p: float  # Σ over API-start variants of p(variant | P(x), x_<i)
     start_token: int  # the most likely API-start variant there
+
+
+@flax.struct.dataclass
+class Prefixes:
+    """What stage 2 continues from stage 1: the few-shot head's keys and values (one row), every
+    document's tail (left-padded to `width`)."""
+
+    head: KVCache
+    tails: KVCache
+    width: int = flax.struct.field(pytree_node=False)
+
+
+@flax.struct.dataclass
+class CallDecodeState:
+    """Stage 2's decoding state: rows sample and feed one token per step."""
+
+    step: jax.Array  # int32 []: steps taken
+    cache: KVCache  # the rows' own call tokens, after their group's prefix
+    logits: jax.Array  # [rows, V] float32: each row's next-token distribution
+    tokens: jax.Array  # [rows, max_call_tokens] int32: what each row sampled, -1 after it stopped
 
 
 @dataclass(frozen=True)
@@ -59,13 +88,14 @@ class CandidateSampler:
     """Positions and sampled calls for one tool's prompt on one LM."""
 
     def __init__(self, lm, prompt: str, *, max_call_tokens: int = 32, sampling: Sampling = Sampling(temperature=1.0),
-                 call_head: str = "", max_position_tokens: int = 2048):
+                 call_head: str = "", max_position_tokens: int = 2048, call_sites: str = "word_boundary"):
         """`call_head`: text fed after the API start before sampling begins (e.g. "Calculator("), so every
         sample names the tool; "" samples from the API start on, as the paper does.
-        `max_position_tokens`: stage 1 runs at most this many (padded) tokens at a time."""
+        `max_position_tokens`: stage 1 runs at most this many (padded) tokens at a time.
+        `call_sites`: the rule of where a call may go (call_sites.py)."""
         head_text, tail_text = prompt.split("Input: " + SENTINEL)
         self.lm, self.max_call_tokens, self.sampling = lm, max_call_tokens, sampling
-        self.max_position_tokens = max_position_tokens
+        self.max_position_tokens, self.call_sites = max_position_tokens, call_sites
         tok = lm.tokenizer
         self.call_head = np.array(tok.encode(call_head) if call_head else [], np.int32)
         self.head = ([tok.bos_id] if tok.bos_id is not None else []) + tok.encode(head_text)
@@ -73,8 +103,7 @@ class CandidateSampler:
         self.api_ids = np.array(api_start_ids(tok), np.int32)
         stops = call_stop_ids(tok)
         self.stop_ids = np.array(stops or [-1], np.int32)
-        self._head_cache: KVCache | None = None
-        self._prefill_head = jax.jit(partial(lm.model.apply, return_hidden=True))
+        self._prefill_head = jax.jit(self._prefill_head_impl)
         self._tails = jax.jit(self._tails_impl, static_argnames="chunk")
         self._start = jax.jit(self._start_impl, static_argnames="n_steps")
         self._decode = jax.jit(self._decode_impl, donate_argnums=1)
@@ -82,27 +111,29 @@ class CandidateSampler:
 
     def prepare(self, x: list[int], text: str) -> Document:
         """The tail for text x: "Input: x\\nOutput:" then x again, spelled with a leading space where
-        that tokenises x the same way after its first token (else x's own ids)."""
+        that tokenises x the same way after its first token (else x's own ids); and where in x the
+        call-site rule lets a call go."""
         tok = self.lm.tokenizer
         lead = tok.encode("Input: " + text + self.tail_suffix)
         spaced = tok.encode(" " + text)
         copy = spaced if len(spaced) == len(x) and spaced[1:] == x[1:] else x
-        return Document(tuple(x), tuple(lead + copy), len(lead))
+        starts = token_starts(tok, text, x)
+        return Document(tuple(x), tuple(lead + copy), len(lead), tuple(starts),
+                        tuple(allowed_positions(self.call_sites, text, starts)))
 
     def context_needed(self, doc: Document) -> int:
         return len(self.head) + len(doc.tail) + self.max_call_tokens + 1
 
     # --- stage 1 -------------------------------------------------------------------------------
-    def _head_prefix(self) -> KVCache:
-        """The few-shot head prefilled once: a one-row cache whose keys and values become the prefix
-        every document continues."""
-        if self._head_cache is None:
-            lm = self.lm
-            tokens = jnp.asarray([self.head], jnp.int32)
-            positions = jnp.arange(len(self.head))[None]
-            _, self._head_cache = self._prefill_head({"params": lm.params}, tokens, positions,
-                                                     cache=lm.decoder.new_cache(1, len(self.head)))
-        return self._head_cache
+    def _head_prefix(self, params) -> KVCache:
+        """The few-shot head prefilled with `params`: a one-row cache whose keys and values become the
+        prefix every document continues."""
+        tokens = jnp.asarray([self.head], jnp.int32)
+        positions = jnp.arange(len(self.head))[None]
+        return self._prefill_head(params, tokens, positions, self.lm.decoder.new_cache(1, len(self.head)))
+
+    def _prefill_head_impl(self, params, tokens, positions, cache: KVCache) -> KVCache:
+        return forward(self.lm.config, self.lm.mesh, params, tokens, positions, cache=cache, return_hidden=True)[1]
 
     def _tails_impl(self, params, head: KVCache, tails, valid, *, chunk: int | None = None):
         """Stage 1 over rows [B, W], `chunk` rows at a time one after another (all at once for None): its
@@ -128,9 +159,8 @@ class CandidateSampler:
         rows = KVCache.zeros(lm.config, tails.shape[0], tails.shape[1])
         cache = rows.replace(prefix_k=head.k, prefix_v=head.v)
         positions = len(self.head) + jnp.maximum(jnp.cumsum(valid, axis=1) - 1, 0)
-        with activation_mesh(lm.mesh):
-            hidden, cache = lm.model.apply({"params": params}, tails, positions, cache=cache, token_valid=valid,
-                                           return_hidden=True)
+        hidden, cache = forward(lm.config, lm.mesh, params, tails, positions, cache=cache, token_valid=valid,
+                                return_hidden=True)
         w, bias = output_head(params, lm.config)
         api = jnp.einsum("btd,da->bta", hidden, w[:, self.api_ids].astype(hidden.dtype),
                          preferred_element_type=jnp.float32)
@@ -139,38 +169,36 @@ class CandidateSampler:
         log_p = jax.nn.logsumexp(api, axis=-1) - logsumexp_over_vocab(hidden, w, bias)
         return cache.replace(prefix_k=None, prefix_v=None), jnp.exp(log_p), jnp.argmax(api, axis=-1)
 
-    def positions(self, docs: list[Document], threshold: float, top_k: int, allowed: Sequence[Sequence[int]]):
+    def positions(self, docs: list[Document], threshold: float,
+                  top_k: int) -> tuple[list[dict[int, float]], list[Position], Prefixes]:
         """p_i at every allowed position of every document ({i: p_i} per document), the kept positions
-        (p_i > threshold, at most the top_k per document, in text order) and the device state stage 2
-        continues from."""
-        rows = self.lm.decoder.padded_rows(len(docs))
+        (p_i > threshold, at most the top_k per document, in text order) and the prefixes stage 2
+        continues."""
+        mesh = self.lm.mesh
+        rows = padded_rows(len(docs), mesh)
         # every width compiles stage 1 and each stage-2 step again (about 50 MB of host memory each for
         # SmolLM2 on XLA:CPU), so widths take few sizes
         width = geometric_bucket(max(len(d.tail) for d in docs), 32)
-        tails = np.zeros((rows, width), np.int32)
-        valid = np.zeros((rows, width), bool)
-        for r, d in enumerate(docs):
-            tails[r, width - len(d.tail):] = d.tail
-            valid[r, width - len(d.tail):] = True
-        mesh, step = self.lm.mesh, self.lm.decoder.batch_multiple
+        tails, valid = left_padded([d.tail for d in docs], rows, width)
+        step = batch_multiple(mesh)
         fit = max(self.max_position_tokens // width, step)
         chunk = max(c for c in range(step, rows + 1, step) if rows % c == 0 and c <= fit)
-        cache, p_api, best = self._tails(self.lm.params, self._head_prefix(),
-                                         jax.device_put(tails, batch_sharding(mesh, tails.shape)),
-                                         jax.device_put(valid, batch_sharding(mesh, valid.shape)), chunk=chunk)
+        head = self._head_prefix(self.lm.params)
+        cache, p_api, best = self._tails(self.lm.params, head, *on_mesh(mesh, tails, valid), chunk=chunk)
         p_api, best = np.asarray(p_api), np.asarray(best)
         scores: list[dict[int, float]] = []
         kept: list[Position] = []
         for r, d in enumerate(docs):
             column = width - len(d.tail) + d.copy_start - 1  # predicts the copy's token i at column + i
-            scores.append({i: float(p_api[r, column + i]) for i in allowed[r] if 1 <= i < len(d.x)})
+            scores.append({i: float(p_api[r, column + i]) for i in d.allowed if 1 <= i < len(d.x)})
             top = sorted((s for s in scores[r].items() if s[1] > threshold), key=lambda s: (-s[1], s[0]))[:top_k]
             kept += [Position(r, i, p, int(self.api_ids[best[r, column + i]])) for i, p in sorted(top)]
         release_freed_memory()
-        return scores, kept, (cache, width)
+        return scores, kept, Prefixes(head, cache, width)
 
     # --- stage 2 -------------------------------------------------------------------------------
-    def _start_impl(self, params, head: KVCache, tails: KVCache, group_doc, cut, position, start_token, *, n_steps):
+    def _start_impl(self, params, head: KVCache, tails: KVCache, group_doc, cut, position, start_token, *,
+                    n_steps) -> CallDecodeState:
         """Rows [n·J]: J per document group; row r continues document group_doc[r // J] up to tail
         column cut[r] (exclusive) and holds only its own call tokens in its cache. Feeds each row's
         API-start token and the forced call head; returns the decoding state."""
@@ -189,18 +217,17 @@ class CandidateSampler:
             prefix_v=jax.tree.map(lambda h, d: join(h, d, d.ndim - 2), head.v, docs.v),
             prefix_valid=jnp.concatenate([jnp.ones((rows, len(self.head)), bool), seen], axis=1))
         logits, cache = self._forward(params, cache, forced, position[:, None] + jnp.arange(forced.shape[1]))
-        return jnp.int32(0), cache, logits, jnp.full((rows, n_steps), -1, jnp.int32)  # int32: as _decode returns it
+        return CallDecodeState(jnp.int32(0), cache, logits, jnp.full((rows, n_steps), -1, jnp.int32))
 
     def _forward(self, params, cache: KVCache, tokens, positions):
         """Feeds tokens [rows] or [rows, n] at their positions; the logits after the last."""
         tokens, positions = jnp.atleast_2d(tokens.T).T, jnp.atleast_2d(positions.T).T
-        with activation_mesh(self.lm.mesh):
-            logits, cache = self.lm.model.apply({"params": params}, tokens, positions, cache=cache)
+        logits, cache = forward(self.lm.config, self.lm.mesh, params, tokens, positions, cache=cache)
         return logits[:, -1], cache
 
-    def _decode_impl(self, params, state, done, keys, position, until):
+    def _decode_impl(self, params, state: CallDecodeState, done, keys, position, until):
         """Samples and feeds one token per row per step until step `until` or every row is done."""
-        n_steps = state[-1].shape[1]
+        n_steps = state.tokens.shape[1]
 
         def body(carry):
             step, cache, logits, done, out = carry
@@ -216,16 +243,18 @@ class CandidateSampler:
             step, _, _, done, _ = carry
             return (step < jnp.minimum(until, n_steps)) & ~done.all()
 
-        step, cache, logits, done, out = jax.lax.while_loop(more, body, (state[0], state[1], state[2], done, state[3]))
-        return (step, cache, logits, out), done
+        step, cache, logits, done, out = jax.lax.while_loop(more, body, (state.step, state.cache, state.logits, done,
+                                                                         state.tokens))
+        return CallDecodeState(step, cache, logits, out), done
 
     @staticmethod
-    def _compact_impl(state, rows, groups, keys, position):
+    def _compact_impl(state: CallDecodeState, rows, groups, keys, position):
         """The decoding state of rows `rows` only, continuing the prefixes of groups `groups`."""
-        step, cache, logits, out = state
-        return (step, cache.take_rows(rows, groups), logits[rows], out[rows]), keys[rows], position[rows]
+        state = state.replace(cache=state.cache.take_rows(rows, groups), logits=state.logits[rows],
+                              tokens=state.tokens[rows])
+        return state, keys[rows], position[rows]
 
-    def sample_calls(self, docs: list[Document], kept: list[Position], state, m: int,
+    def sample_calls(self, docs: list[Document], kept: list[Position], prefixes: Prefixes, m: int,
                      doc_keys: list[jax.Array], max_rows: int = 256, max_prefix_tokens: int = 8192) -> list[SampledCall]:
         """m calls at every kept position, decoded at most `max_rows` rows at a time (rows grouped by
         document; a document with more calls than that is split over several groups) and with at most
@@ -239,21 +268,25 @@ class CandidateSampler:
             by_doc.setdefault(pos.doc, []).extend((pos, s) for s in range(m))
         per_group = min(max(len(jobs) for jobs in by_doc.values()), max_rows)
         groups = [(d, jobs[s : s + per_group]) for d, jobs in by_doc.items() for s in range(0, len(jobs), per_group)]
-        prefix, padded = len(self.head) + state[1], self.lm.decoder.padded_rows  # state[1]: the tails' width
+        prefix = len(self.head) + prefixes.width
+
+        def padded(n: int) -> int:
+            return padded_rows(n, self.lm.mesh)
+
         fit = max(1, min(max_rows // per_group, max_prefix_tokens // prefix))
         while fit > 1 and (padded(fit) * per_group > max_rows or padded(fit) * prefix > max_prefix_tokens):
             fit -= 1
         out: list[SampledCall] = []
         for s in range(0, len(groups), fit):
-            out += self._sample_groups(docs, groups[s : s + fit], per_group, state, doc_keys)
+            out += self._sample_groups(docs, groups[s : s + fit], per_group, prefixes, doc_keys)
             release_freed_memory()
         return out
 
     def _sample_groups(self, docs: list[Document], groups: list[tuple[int, list[tuple[Position, int]]]],
-                       per_group: int, state, doc_keys: list[jax.Array]) -> list[SampledCall]:
+                       per_group: int, prefixes: Prefixes, doc_keys: list[jax.Array]) -> list[SampledCall]:
         """Decodes one batch of row groups, each group continuing its document's prefix."""
-        tails, width = state
-        n_groups = self.lm.decoder.padded_rows(len(groups))
+        width = prefixes.width
+        n_groups = padded_rows(len(groups), self.lm.mesh)
         doc_ids = [d for d, _ in groups] + [groups[0][0]] * (n_groups - len(groups))
         rows: list[tuple[Position, int] | None] = []
         for _, jobs in groups:
@@ -267,7 +300,7 @@ class CandidateSampler:
         keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(doc_keys[p.doc], p.i), s) for p, s in jobs])
         done = np.array([job is None for job in rows])
         tokens = self._decode_rows(
-            self._start(self.lm.params, self._head_prefix(), tails, np.array(doc_ids, np.int32), cut, position,
+            self._start(self.lm.params, prefixes.head, prefixes.tails, np.array(doc_ids, np.int32), cut, position,
                         start_token, n_steps=self.max_call_tokens), done, keys, position + len(self.call_head))
         tok = self.lm.tokenizer
         out = []
@@ -277,7 +310,8 @@ class CandidateSampler:
                 out.append(SampledCall(p.doc, p.i, s, tok.decode([p.start_token, *self.call_head.tolist(), *ids])))
         return out
 
-    def _decode_rows(self, state, done: np.ndarray, keys: jax.Array, position: np.ndarray) -> np.ndarray:
+    def _decode_rows(self, state: CallDecodeState, done: np.ndarray, keys: jax.Array,
+                     position: np.ndarray) -> np.ndarray:
         """Every row's sampled tokens [rows, n_steps] (-1 after its stop). Every CHECK_EVERY steps, once
         the rows still writing fit in a batch an eighth of the size (see _regroup), decoding goes on
         with those rows only."""
@@ -287,20 +321,20 @@ class CandidateSampler:
         step = 0
         while True:
             state, finished = self._decode(self.lm.params, state, done, keys, position, np.int32(step + CHECK_EVERY))
-            step, finished = int(state[0]), np.asarray(finished)
+            step, finished = int(state.step), np.asarray(finished)
             active = np.flatnonzero(~finished)
             if step >= n_steps or not len(active):
                 break
             done = finished
-            regrouped = self._regroup(active, len(done), state[1].prefix_groups)
+            regrouped = self._regroup(active, len(done), state.cache.prefix_groups)
             if regrouped is not None:
                 rows, groups, alive = regrouped
                 real = origin >= 0
-                tokens[origin[real]] = np.asarray(state[-1])[real]
+                tokens[origin[real]] = np.asarray(state.tokens)[real]
                 state, keys, position = self._compact(state, rows, groups, keys, position)
                 done, origin = ~alive, np.where(alive, origin[rows], -1)
         real = origin >= 0
-        tokens[origin[real]] = np.asarray(state[-1])[real]
+        tokens[origin[real]] = np.asarray(state.tokens)[real]
         return tokens
 
     def _regroup(self, active: np.ndarray, n_rows: int, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -308,10 +342,10 @@ class CandidateSampler:
         group keeping the prefix it continues (kept once per group, not copied per row), or None when
         they do not fit. rows: the rows taken, `groups` (padded) groups of equal size; alive: which of
         them are active rows rather than repeats that only fill the batch."""
-        size = self.lm.decoder.padded_rows(-(-n_rows // 8))
+        size = padded_rows(-(-n_rows // 8), self.lm.mesh)
         per_group = n_rows // n_groups
         used, counts = np.unique(active // per_group, return_counts=True)
-        groups = self.lm.decoder.padded_rows(len(used))
+        groups = padded_rows(len(used), self.lm.mesh)
         per_new = size // groups
         if groups * per_new >= n_rows or per_new < counts.max():
             return None
@@ -324,3 +358,30 @@ class CandidateSampler:
         alive += [False] * (groups - len(used)) * per_new
         return (np.array(rows, np.int32), np.concatenate([used, np.full(groups - len(used), used[0])]).astype(np.int32),
                 np.array(alive))
+
+
+def cut_call(text: str) -> str:
+    """A sampled call up to its first "]" or arrow."""
+    ends = [text.find(m) + len(m) for m in (CALL_END, *ARROWS) if m in text]
+    return text[: min(ends)] if ends else text
+
+
+def read_calls(tool: Tool, sampled: Sequence[SampledCall],
+               candidates: Sequence[Candidate]) -> dict[tuple[int, int, ToolCall], list[Candidate]]:
+    """Each sample read as a call of `tool` (its candidate notes how: parse, input, outcome); the
+    well-formed calls grouped by (document, position, call), so that each distinct call runs once."""
+    unique: dict[tuple[int, int, ToolCall], list[Candidate]] = {}
+    for s, candidate in zip(sampled, candidates, strict=True):
+        call = parse_partial_call(cut_call(s.text), [tool.name])
+        if call is None:
+            continue
+        candidate.input = call.input
+        if tool.takes_input and not call.input.strip():
+            candidate.parse = candidate.outcome = "empty_input"
+            continue
+        candidate.parse = "ok"
+        twins = unique.setdefault((s.doc, s.i, call), [])
+        if twins:
+            candidate.outcome = "duplicate"
+        twins.append(candidate)
+    return unique

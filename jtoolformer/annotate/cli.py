@@ -8,12 +8,13 @@ from pathlib import Path
 
 import jax
 
-from jtoolformer import yaml_config
+from jtoolformer import config
 from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, OUTCOMES, summary
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, prompt_overrides
 from jtoolformer.annotate.shards import run_annotation
-from jtoolformer.cli_args import add_coordinator_args, at_least, mesh_from_text
-from jtoolformer.data.corpus import DEMO_CORPUS, describe_skips, open_corpus
+from jtoolformer.cli.args import add_coordinator_args, at_least, mesh_from_text
+from jtoolformer.data.corpus import DEMO_CORPUS, open_corpus
+from jtoolformer.data.documents import describe_skips
 from jtoolformer.lm import DEFAULT_MODEL, load_model
 from jtoolformer.sharding import initialize_distributed
 from jtoolformer.tools.cli import add_backend_args, backends_from_args
@@ -32,7 +33,7 @@ def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mes
     out.mkdir(parents=True, exist_ok=True)
     documents = open_corpus(corpus, data_dir or str(out / "corpus_tfds"))
     if jax.process_index() == 0:
-        yaml_config.save(cfg, out / "annotate_config.yaml")
+        config.save(cfg, out / "annotate_config.yaml")
     lm = load_model(model, mesh=mesh)
     tools = backends.make_tools(cfg.tools, generator=lm)
     for line in describe_backends(tools):
@@ -44,7 +45,7 @@ def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mes
 def _run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"tools={args.tools}"] if args.tools else []) \
         + ([f"prompts={','.join(args.prompt)}"] if args.prompt else [])
-    cfg = yaml_config.load(AnnotateConfig, args.config, overrides)
+    cfg = config.load(AnnotateConfig, args.config, overrides)
     backends = backends_from_args(args, ToolBackends(cfg.index, cfg.mt_model))
     cfg = dataclasses.replace(cfg, index=backends.index, mt_model=backends.mt_model)
     initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
+from jtoolformer.annotate.candidates_file import Candidate
+from jtoolformer.annotate.stats import AnnotationStats
 from jtoolformer.tools.calls import ToolCall, format_call
 
 _WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]{3,}", re.UNICODE)
@@ -110,3 +113,23 @@ def choose_calls(candidates: list[KeptCall], text: str) -> tuple[list[KeptCall],
         if current is None or call.gain > current.gain:
             best[call.char_position] = call
     return sorted(best.values(), key=lambda c: c.char_position), leaked
+
+
+def merge_document(doc: dict, found: list[tuple[KeptCall, Candidate]],
+                   stats: Mapping[str, AnnotationStats]) -> dict | None:
+    """The C* record of one document from every tool's kept calls (None when none is left): leaking
+    calls are dropped, then the best calls that do not overlap are inserted. Each candidate's outcome
+    says what became of its call."""
+    by_call = {id(call): candidate for call, candidate in found}
+    calls, leaked = choose_calls([call for call, _ in found], doc["text"])
+    for call in leaked:
+        stats[call.tool].skipped["leaking_call"] += 1
+        by_call[id(call)].outcome = "leak"
+    chosen = {id(call) for call in calls}
+    for call, candidate in found:
+        if candidate.outcome == "kept" and id(call) not in chosen:
+            candidate.outcome = "lost_to_better"
+    if not calls:
+        return None
+    return {"id": doc["id"], "text": insert_calls(doc["text"], calls), "original": doc["text"],
+            "url": doc.get("url", ""), "date": doc.get("date", ""), "calls": [c.record() for c in calls]}

@@ -1,33 +1,32 @@
-"""Annotating a batch of documents: per tool, stage 1 (positions) and 2 (calls) on the device, stage 3
-(execution) on the host in the background, stage 4 (the filter); then the tools' kept calls merged.
-Resumable runs over a whole corpus are in shards.py."""
+"""Annotating a batch of documents, in the paper's stage order: per tool, stage 1 (positions, the
+call-site rule included) and 2 (calls) on the device in candidates.py, stage 3 (execution) on the host
+in the background, stage 4 (filter.py); then the tools' kept calls merged (merge.py). This module only
+orchestrates; resumable runs over a whole corpus are in shards.py."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
 import hashlib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import jax
 from tqdm import tqdm
 
-from jtoolformer.annotate.call_sites import CALL_SITE_RULES, allowed_positions, char_position, token_starts
-from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler, Document
+from jtoolformer.annotate.call_sites import CALL_SITE_RULES
+from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler, Document, read_calls
 from jtoolformer.annotate.candidates_file import Candidate
-from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls, spaced_call, states_result
-from jtoolformer.annotate.scoring import Scorer, ScoreRequest
-from jtoolformer.decoding import Sampling
+from jtoolformer.annotate.filter import ExecutedCall, FilterSettings, Scorer, filter_calls
+from jtoolformer.annotate.merge import KeptCall, merge_document
+from jtoolformer.annotate.stats import AnnotationStats
+from jtoolformer.config import Checked, setting
 from jtoolformer.errors import UsageError
+from jtoolformer.generate.sampling import Sampling
 from jtoolformer.tools.base import Tool, ToolContext, read_prompt_file
-from jtoolformer.tools.text import fill_template
-from jtoolformer.yaml_config import Checked, setting
-from jtoolformer.tools.calls import ARROWS, CALL_END, ToolCall, clean_result, format_call, parse_partial_call
+from jtoolformer.tools.calls import ToolCall, clean_result
 from jtoolformer.tools.executor import CallStatus, ToolExecutor, ToolRequest
-
-REPORT_THRESHOLDS = (0.5, 1.0, 2.0)
+from jtoolformer.tools.text import fill_template
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class AnnotateConfig(Checked):
     max_rows: int = setting(16, ge=1)  # rows per scoring call (each row 256 tokens: ~60 MB of host memory with SmolLM2)
     temperature: float = setting(1.0, gt=0)  # for sampling calls
     tool_timeout_s: float = setting(10.0, ge=0)  # 0: no limit
-    max_positions: int = setting(0, ge=0)  # k; 0: the tool's own (paper) value
+    positions_per_doc: int = setting(0, ge=0)  # k; 0: the tool's own (paper) value
     calls_per_position: int = setting(0, ge=0)  # m; 0: the tool's own (paper) value
     filter_threshold: float | None = setting(None)  # τ_f; None: the tool's own (paper) value
     max_decode_rows: int = setting(256, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
@@ -50,10 +49,10 @@ class AnnotateConfig(Checked):
     call_sites: str = setting("word_boundary", choices=CALL_SITE_RULES)  # stage-1 positions (call_sites.py)
     # stage 4: "prefix" (the paper) or "inline": z scored where it is inserted, against the call without result
     filter_placement: str = setting("prefix", choices=("prefix", "inline"))
-    call_head: str = setting("free", choices=("free", "forced"))
+    call_head: str = setting("free", choices=("free", "forced"))  # stage 2: "forced" feeds "Tool(" after the API start
     # stage 4: "none" (the paper) or "stated_next": a call is scored only when it computes something and
     # the text's next number is its result (merge.states_result)
-    result_check: str = setting("none", choices=("none", "stated_next"))  # stage 2: "forced" feeds "Tool(" after the API start
+    result_check: str = setting("none", choices=("none", "stated_next"))
     prompts: str = ""  # the user's own few-shot prompts: "calculator=my_prompt.txt,qa=…"
     write_candidates: bool = True  # candidates.jsonl and positions.jsonl beside C* (candidates_file.py)
     index: str | None = None  # WikiSearch and QA passages: an index directory (`index build`); None: the demo set
@@ -63,41 +62,8 @@ class AnnotateConfig(Checked):
         return dataclasses.asdict(self)
 
 
-@dataclass
-class ToolStats:
-    """Table 2 of the paper, per tool."""
-
-    documents: int = 0
-    prefiltered: int = 0  # passed the tool's pre-filter
-    skipped: Counter = field(default_factory=Counter)
-    positions: int = 0
-    calls_sampled: int = 0
-    well_formed: int = 0
-    executed: int = 0  # returned a non-empty result
-    kept: Counter = field(default_factory=Counter)  # by τ_f (as str), plus "tool" for the tool's own τ_f
-
-    def add(self, other: "ToolStats") -> None:
-        for f in dataclasses.fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            setattr(self, f.name, a + b)
-
-    def to_dict(self) -> dict:
-        return {f.name: dict(getattr(self, f.name)) if isinstance(getattr(self, f.name), Counter)
-                else getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ToolStats":
-        return cls(**{k: Counter(v) if isinstance(v, dict) else v for k, v in d.items()})
-
-
 def _stable_int(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
-def _cut_call(text: str) -> str:
-    """A sampled call up to its first "]" or arrow."""
-    ends = [text.find(m) + len(m) for m in (CALL_END, *ARROWS) if m in text]
-    return text[: min(ends)] if ends else text
 
 
 class Annotator:
@@ -112,7 +78,7 @@ class Annotator:
         self.samplers = {name: CandidateSampler(lm, prompts.get(name) or tool.render_prompt(SENTINEL),
                                                 max_call_tokens=cfg.max_call_tokens, sampling=sampling,
                                                 call_head=call_head(tool) if cfg.call_head == "forced" else "",
-                                                max_position_tokens=cfg.max_position_tokens)
+                                                max_position_tokens=cfg.max_position_tokens, call_sites=cfg.call_sites)
                          for name, tool in tools.items()}
         self.scorer = Scorer(lm, max_rows=cfg.max_rows)
         self.executor = ToolExecutor(tools, timeout_s=cfg.tool_timeout_s)
@@ -128,31 +94,18 @@ class Annotator:
         found: dict[int, list[tuple[KeptCall, Candidate]]] = {}
         stats, candidates, positions = {}, [], []
         for name in self.tools:
-            run = _ToolRun(stats=ToolStats())
+            run = _ToolRun(stats=AnnotationStats())
             self._annotate_tool(name, documents, progress, run)
             stats[name] = run.stats
             candidates += run.candidates
             positions += run.positions
             for doc_index, calls in run.kept.items():
                 found.setdefault(doc_index, []).extend(calls)
-        records = []
-        for k, doc in enumerate(documents):
-            by_call = {id(call): candidate for call, candidate in found.get(k, [])}
-            calls, leaked = choose_calls([call for call, _ in found.get(k, [])], doc["text"])
-            for call in leaked:
-                stats[call.tool].skipped["leaking_call"] += 1
-                by_call[id(call)].outcome = "leak"
-            chosen = {id(call) for call in calls}
-            for call, candidate in found.get(k, []):
-                if candidate.outcome == "kept" and id(call) not in chosen:
-                    candidate.outcome = "lost_to_better"
-            if calls:
-                records.append({"id": doc["id"], "text": insert_calls(doc["text"], calls), "original": doc["text"],
-                                "url": doc.get("url", ""), "date": doc.get("date", ""),
-                                "calls": [c.record() for c in calls]})
-        return Annotation(records, stats, candidates, positions)
+        records = [merge_document(doc, found.get(k, []), stats) for k, doc in enumerate(documents)]
+        return Annotation([r for r in records if r is not None], stats, candidates, positions)
 
-    def _prepare(self, name: str, documents: Sequence[dict], stats: ToolStats):
+    def _prepare(self, name: str, documents: Sequence[dict], stats: AnnotationStats):
+        """(index, prepared document, context) of each document the tool may annotate."""
         tool, sampler, tok = self.tools[name], self.samplers[name], self.lm.tokenizer
         ready = []
         for k, doc in enumerate(documents):
@@ -192,53 +145,35 @@ class Annotator:
 
     def _sample(self, name: str, batch, documents, run: _ToolRun):
         """Stages 1–2 on the device, then stage 3 submitted to the executor in the background."""
-        tool, sampler, stats, tok = self.tools[name], self.samplers[name], run.stats, self.lm.tokenizer
+        tool, sampler, stats = self.tools[name], self.samplers[name], run.stats
         docs: list[Document] = [d for _, d, _ in batch]
-        texts = [documents[k]["text"] for k, _, _ in batch]
         ids = [str(documents[k]["id"]) for k, _, _ in batch]
-        starts = [token_starts(tok, texts[r], d.x) for r, d in enumerate(docs)]
-        scores, positions, state = sampler.positions(
-            docs, tool.sampling.position_threshold, self.cfg.max_positions or tool.sampling.max_positions,
-            [allowed_positions(self.cfg.call_sites, texts[r], starts[r]) for r in range(len(docs))])
+        scores, positions, prefixes = sampler.positions(
+            docs, tool.sampling.position_threshold, self.cfg.positions_per_doc or tool.sampling.positions_per_doc)
         ranks = [{i: rank for rank, i in enumerate(sorted(s, key=lambda i: (-s[i], i)), 1)} for s in scores]
-        run.positions += [{"id": ids[r], "tool": tool.name, "scores": [[starts[r][i], p] for i, p in sorted(s.items())]}
-                          for r, s in enumerate(scores)]
+        run.positions += [{"id": ids[r], "tool": tool.name,
+                           "scores": [[docs[r].starts[i], p] for i, p in sorted(s.items())]} for r, s in enumerate(scores)]
         stats.positions += len(positions)
         keys = [self._doc_key(documents[k]["id"], name) for k, _, _ in batch]
         m = self.cfg.calls_per_position or tool.sampling.calls_per_position
-        sampled = sampler.sample_calls(docs, positions, state, m, keys, max_rows=self.cfg.max_decode_rows,
+        sampled = sampler.sample_calls(docs, positions, prefixes, m, keys, max_rows=self.cfg.max_decode_rows,
                                        max_prefix_tokens=self.cfg.max_prefix_tokens)
         stats.calls_sampled += len(sampled)
         p_at = {(pos.doc, pos.i): pos.p for pos in positions}
-        unique: dict[tuple[int, int, ToolCall], list[Candidate]] = {}
-        for s in sampled:
-            candidate = Candidate(ids[s.doc], tool.name, s.i, starts[s.doc][s.i], p_at[s.doc, s.i],
-                                  ranks[s.doc][s.i], s.sample, s.text)
-            run.candidates.append(candidate)
-            call = parse_partial_call(_cut_call(s.text), [tool.name])
-            if call is None:
-                continue
-            candidate.input = call.input
-            if tool.takes_input and not call.input.strip():
-                candidate.parse = candidate.outcome = "empty_input"
-                continue
-            stats.well_formed += 1
-            candidate.parse = "ok"
-            twins = unique.setdefault((s.doc, s.i, call), [])
-            if twins:
-                candidate.outcome = "duplicate"
-            twins.append(candidate)
+        samples = [Candidate(ids[s.doc], tool.name, s.i, docs[s.doc].starts[s.i], p_at[s.doc, s.i],
+                             ranks[s.doc][s.i], s.sample, s.text) for s in sampled]
+        run.candidates += samples
+        unique = read_calls(tool, sampled, samples)
+        stats.well_formed += sum(len(twins) for twins in unique.values())
         requests = [ToolRequest(call, batch[doc][2]) for doc, _, call in unique]
         future = self._pool.submit(self.executor.run, requests)
         return batch, unique, future
 
-    def _filter(self, name, batch, unique, future, documents, run: _ToolRun) -> None:
-        """Stage 4: keep a call when min(L(ε), L(e(c, ε))) − L(e(c, r)) ≥ τ_f (the paper's prefix placement),
-        or L(e(c, ε)) − L(e(c, r)) ≥ τ_f with both calls inline (filter_placement=inline)."""
-        tool, tok, stats = self.tools[name], self.lm.tokenizer, run.stats
-        inline = self.cfg.filter_placement == "inline"
-        requests: dict[ScoreRequest, None] = {}
-        scored = []
+    def _filter(self, name, batch, unique: dict[tuple[int, int, ToolCall], list[Candidate]], future, documents,
+                run: _ToolRun) -> None:
+        """Stage 3's results recorded on the candidates, then stage 4 on the calls that returned one."""
+        cfg, tool = self.cfg, self.tools[name]
+        executed = []
         for ((doc, i, call), twins), outcome in zip(unique.items(), future.result()):
             result = clean_result(outcome.text)
             status = CallStatus.OK if outcome.status == CallStatus.CACHED else outcome.status  # same run or resumed
@@ -247,56 +182,20 @@ class Annotator:
             if not result:
                 twins[0].outcome = "empty_result"
                 continue
-            stats.executed += 1
-            x = batch[doc][1].x
-            char = char_position(tok, x, i)
-            if char is None:
-                twins[0].outcome = "unaligned"
-                stats.skipped["unaligned_position"] += 1
-                continue
-
-            if self.cfg.result_check == "stated_next" and not states_result(
-                call.input, result, documents[batch[doc][0]]["text"], char
-            ):
-                twins[0].outcome = "result_not_stated"
-                stats.skipped["result_not_stated"] += 1
-                continue
-
-            def z(r: str) -> tuple[int, ...]:
-                text = format_call(call, r, quoted=tool.quoted_input)
-                return tuple(tok.encode(spaced_call(text, documents[batch[doc][0]]["text"], char) if inline else text))
-
-            with_result, without = ScoreRequest(z(result), x, i, inline), ScoreRequest(z(""), x, i, inline)
-            empty = ScoreRequest((), x, i)
-            requests.update(dict.fromkeys([with_result, without, empty]))
-            scored.append((doc, i, char, call, result, with_result, without, empty, twins))
-        if not scored:
-            return
-        order = list(requests)
-        losses = dict(zip(order, self.scorer(order)))
-        threshold = tool.sampling.filter_threshold if self.cfg.filter_threshold is None else self.cfg.filter_threshold
-        for doc, i, char, call, result, plus, minus_call, minus_empty, twins in scored:
-            first = twins[0]
-            first.loss_plus, first.loss_minus_call = float(losses[plus]), float(losses[minus_call])
-            first.loss_minus_empty = float(losses[minus_empty])
-            loss_minus = first.loss_minus_call if inline else min(first.loss_minus_call, first.loss_minus_empty)
-            first.gain = gain = loss_minus - first.loss_plus
-            for reported in REPORT_THRESHOLDS:
-                stats.kept[str(reported)] += gain >= reported
-            if gain < threshold:
-                first.outcome = "below_threshold"
-                continue
-            first.outcome = "kept"
-            stats.kept["tool"] += 1
-            kept = KeptCall(tool.name, call.input, result, i, char, first.loss_plus, loss_minus, tool.quoted_input)
-            run.kept.setdefault(batch[doc][0], []).append((kept, first))
+            run.stats.executed += 1
+            executed.append(ExecutedCall(batch[doc][0], batch[doc][1].x, i, call, result, twins))
+        threshold = tool.sampling.filter_threshold if cfg.filter_threshold is None else cfg.filter_threshold
+        settings = FilterSettings(threshold, cfg.filter_placement == "inline", cfg.result_check)
+        texts = [doc["text"] for doc in documents]
+        for doc, kept, candidate in filter_calls(self.scorer, tool, executed, texts, settings, run.stats):
+            run.kept.setdefault(doc, []).append((kept, candidate))
 
 
 @dataclass
 class _ToolRun:
     """What one tool's pass over a shard's documents gathers."""
 
-    stats: ToolStats
+    stats: AnnotationStats
     kept: dict[int, list[tuple[KeptCall, Candidate]]] = field(default_factory=dict)
     candidates: list[Candidate] = field(default_factory=list)
     positions: list[dict] = field(default_factory=list)
@@ -307,7 +206,7 @@ class Annotation:
     """One shard's annotation: C* records, per-tool statistics, every sampled call, every position's p_i."""
 
     records: list[dict]
-    stats: dict[str, ToolStats]
+    stats: dict[str, AnnotationStats]
     candidates: list[Candidate]
     positions: list[dict]
 
@@ -333,6 +232,6 @@ def call_head(tool: Tool) -> str:
     return f"{tool.name}(" + ('"' if tool.quoted_input else "")
 
 
-def _show(bar: tqdm, stage: str, stats: ToolStats) -> None:
+def _show(bar: tqdm, stage: str, stats: AnnotationStats) -> None:
     bar.set_postfix_str(f"{stage}; positions {stats.positions}, calls {stats.calls_sampled}, "
                         f"executed {stats.executed}, kept {stats.kept['tool']}")

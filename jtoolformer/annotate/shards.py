@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, POSITIONS_FILE, concatenate
 from jtoolformer.annotate.dataset import build_c_star
-from jtoolformer.annotate.pipeline import Annotation, Annotator, ToolStats
+from jtoolformer.annotate.pipeline import Annotation, Annotator
+from jtoolformer.annotate.stats import AnnotationStats
 from jtoolformer.sharding import sync_hosts
 
 
@@ -91,10 +92,10 @@ def run_annotation(annotator: Annotator, documents: Sequence[dict], out_dir: str
 
 
 def _assemble(annotator: Annotator, all_paths: list[Path], out: Path, corpus_skipped: Mapping[str, int] | None) -> dict:
-    totals = {name: ToolStats() for name in annotator.tools}
+    totals = {name: AnnotationStats() for name in annotator.tools}
     for p in all_paths:
         for name, d in json.loads(p.with_suffix(".stats.json").read_text()).items():
-            totals[name].add(ToolStats.from_dict(d))
+            totals[name].add(AnnotationStats.from_dict(d))
     summary: dict = {name: s.to_dict() for name, s in totals.items()}
     summary["_corpus_skipped"] = dict(corpus_skipped or {})
     summary["_c_star_examples"] = sum(1 for p in all_paths for _ in p.read_text().splitlines())

@@ -10,8 +10,8 @@ from jax.sharding import Mesh
 from jtoolformer.checkpoints.gguf import GGUFCheckpoint, default_gguf_path, gguf_tokenizer, read_gguf
 from jtoolformer.checkpoints.hf import config_from_hf, load_params
 from jtoolformer.checkpoints.sources import Index
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.models import ModelConfig
-from jtoolformer.tokenizer import Tokenizer
 
 
 class GGUFSource:

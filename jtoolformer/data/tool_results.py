@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.data.packing import Text
-from jtoolformer.tokenizer import Tokenizer
 from jtoolformer.tools.calls import find_calls
 
 Span = tuple[int, int]

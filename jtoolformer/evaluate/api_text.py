@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from jtoolformer.evaluate.protocols import ALL_TOOLS
+from jtoolformer.tools.registry import TOOL_KEYS
 
 # "[Tool(input) -> result]" or "[Tool(input)]", up to the first "]"; a call cut off by the
 # token budget runs to the end of the text.
-_CALL = re.compile(rf"\[\s*(?:{'|'.join(ALL_TOOLS)})\s*\(.*?(?:\]|\Z)", re.IGNORECASE | re.DOTALL)
+_CALL = re.compile(rf"\[\s*(?:{'|'.join(TOOL_KEYS)})\s*\(.*?(?:\]|\Z)", re.IGNORECASE | re.DOTALL)
 
 
 def strip_api_calls(text: str) -> str:

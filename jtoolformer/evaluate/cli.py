@@ -6,16 +6,16 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from jtoolformer.cli_args import at_least
+from jtoolformer.cli.args import at_least
 from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.harness import check_modes, evaluate
-from jtoolformer.evaluate.protocols import Generator, Scorer
+from jtoolformer.evaluate.protocols import Generator, TextScorer
 from jtoolformer.evaluate.results import MODES
 from jtoolformer.evaluate.tasks import FAMILIES, DataSources, resolve_tasks
 from jtoolformer.tools.cli import add_backend_args, backends_from_args
 from jtoolformer.tools.registry import ToolBackends
 
-ModelFactory = Callable[[str, str | None, ToolBackends], tuple[Generator, Scorer]]
+ModelFactory = Callable[[str, str | None, ToolBackends], tuple[Generator, TextScorer]]
 
 
 def _comma_list(text: str) -> list[str]:

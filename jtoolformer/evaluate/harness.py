@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.metrics import perplexity
-from jtoolformer.evaluate.protocols import Generation, Generator, Scorer
+from jtoolformer.evaluate.protocols import GenerationLike, Generator, TextScorer
 from jtoolformer.evaluate.report import write_predictions, write_report
 from jtoolformer.evaluate.results import MODES, TaskResult
 from jtoolformer.evaluate.tasks import DataSources, Example, GenerationTask, PerplexityTask, Task
@@ -57,7 +57,7 @@ def _run_generation(
 ) -> tuple[TaskResult, list[dict[str, Any]]]:
     tools = task.tools if mode == "enabled" else ()
 
-    def generate(batch: list[Example]) -> Sequence[Generation]:
+    def generate(batch: list[Example]) -> Sequence[GenerationLike]:
         return generator(
             [example.prompt for example in batch],
             max_new_tokens=task.max_new_tokens,
@@ -108,7 +108,7 @@ def _run_generation(
 
 
 def _run_perplexity(
-    scorer: Scorer, task: PerplexityTask, texts: list[str], batch_size: int
+    scorer: TextScorer, task: PerplexityTask, texts: list[str], batch_size: int
 ) -> tuple[TaskResult, list[dict[str, Any]]]:
     label = f"{task.name} [perplexity]"
     scores = [score for _, score in _in_batches(texts, batch_size, label, scorer)]
@@ -128,7 +128,7 @@ def check_modes(modes: Sequence[str]) -> None:
 
 def evaluate(
     generator: Generator,
-    scorer: Scorer,
+    scorer: TextScorer,
     tasks: Sequence[Task],
     modes: Sequence[str],
     limit: int | None,

@@ -1,4 +1,4 @@
-"""The harness's Generator and Scorer for a jtoolformer LM: tool-interleaved greedy decoding and
+"""The harness's Generator and TextScorer for a jtoolformer LM: tool-interleaved greedy decoding and
 text negative log-likelihoods."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtoolformer.cli_args import mesh_from_text
-from jtoolformer.generate import Generation, ToolGenerator
+from jtoolformer.cli.args import mesh_from_text
+from jtoolformer.generate.session import Generation, ToolGenerator
 from jtoolformer.lm import LM, load_model
 from jtoolformer.losses import output_head, token_logprobs
-from jtoolformer.sharding import activation_mesh, batch_sharding
+from jtoolformer.models import forward
+from jtoolformer.shapes import batch_multiple, bucket, on_mesh
 from jtoolformer.tools.base import Tool, ToolContext
 from jtoolformer.tools.registry import TOOL_KEYS, ToolBackends, describe_backends
 
@@ -45,9 +46,8 @@ class LMScorer:
 
     def _nll_impl(self, params, ids, valid):
         positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
-        with activation_mesh(self.lm.mesh):
-            hidden, _ = self.lm.model.apply({"params": params}, ids, positions, segment_ids=valid.astype(jnp.int32),
-                                            return_hidden=True)
+        hidden, _ = forward(self.lm.config, self.lm.mesh, params, ids, positions, segment_ids=valid.astype(jnp.int32),
+                            return_hidden=True)
         w, b = output_head(params, self.lm.config)
         logp = token_logprobs(hidden[:, :-1], w, b, ids[:, 1:])
         return -(logp * valid[:, 1:]).sum(axis=1), valid[:, 1:].sum(axis=1)
@@ -60,12 +60,10 @@ class LMScorer:
             total, count = 0.0, 0
             for start in range(0, max(len(ids) - 1, 1), self.window - 1):
                 piece = ids[start : start + self.window]
-                width = max(32, -(-len(piece) // 32) * 32)
-                arr = np.zeros((self.lm.decoder.batch_multiple, width), np.int32)
+                arr = np.zeros((batch_multiple(self.lm.mesh), bucket(len(piece))), np.int32)
                 valid = np.zeros_like(arr, bool)
                 arr[0, : len(piece)], valid[0, : len(piece)] = piece, True
-                nll, n = self._nll(self.lm.params, jax.device_put(arr, batch_sharding(self.lm.mesh, arr.shape)),
-                                   jax.device_put(valid, batch_sharding(self.lm.mesh, valid.shape)))
+                nll, n = self._nll(self.lm.params, *on_mesh(self.lm.mesh, arr, valid))
                 total, count = total + float(nll[0]), count + int(n[0])
             out.append((total, count))
         return out

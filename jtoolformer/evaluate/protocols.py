@@ -6,15 +6,14 @@ import datetime
 from collections.abc import Sequence
 from typing import Protocol
 
-# Lower-case names of the five tools, as a Generation's calls report them.
-ALL_TOOLS: tuple[str, ...] = ("calculator", "calendar", "wikisearch", "qa", "mt")
-
 
 # Members are read-only properties so that frozen dataclasses and NamedTuples fit as well.
-class ToolCall(Protocol):
+class CallLike(Protocol):
+    """A call as a generation reports it (e.g. generate.session.CallRecord)."""
+
     @property
     def tool(self) -> str:
-        """Lower-case tool name, one of ALL_TOOLS."""
+        """Lower-case tool name, one of tools.registry.TOOL_KEYS."""
         ...
 
     @property
@@ -24,8 +23,8 @@ class ToolCall(Protocol):
     def result(self) -> str: ...
 
 
-class Generation(Protocol):
-    """One prompt's generation."""
+class GenerationLike(Protocol):
+    """One prompt's generation (e.g. generate.session.Generation)."""
 
     @property
     def text(self) -> str:
@@ -34,7 +33,7 @@ class Generation(Protocol):
         ...
 
     @property
-    def calls(self) -> Sequence[ToolCall]: ...
+    def calls(self) -> Sequence[CallLike]: ...
 
 
 class Generator(Protocol):
@@ -46,8 +45,8 @@ class Generator(Protocol):
         tools: Sequence[str],
         trigger_top_k: int | None,
         calendar_dates: Sequence[datetime.date | None],
-    ) -> Sequence[Generation]:
-        """Greedy generation, one Generation per prompt, in order.
+    ) -> Sequence[GenerationLike]:
+        """Greedy generation, one GenerationLike per prompt, in order.
 
         tools: the tools the model may call; () disables calls (p(<API>) = 0).
         trigger_top_k: start a call whenever <API> is among the k most likely tokens (at most
@@ -58,7 +57,9 @@ class Generator(Protocol):
         ...
 
 
-class Scorer(Protocol):
+class TextScorer(Protocol):
+    """Log-likelihoods of whole texts (unlike annotate's Scorer, which weighs the tokens after a position)."""
+
     def __call__(self, texts: list[str]) -> Sequence[tuple[float, int]]:
         """Per text of any length: (sum of token NLLs in nats, number of tokens scored)."""
         ...

@@ -9,7 +9,7 @@ from typing import Any
 
 import jax
 
-from jtoolformer.yaml_config import Checked, ConfigError, from_dict, read_yaml, setting
+from jtoolformer.config import Checked, ConfigError, from_dict, read_yaml, setting
 
 ARCHITECTURES = ("gptj", "llama")
 DTYPES = ("float32", "bfloat16")

@@ -19,15 +19,15 @@ class SamplingParams:
     """Annotation hyper-parameters of one tool (paper, Appendix A; docs/method.md §2)."""
 
     position_threshold: float  # τ_s: keep positions i with p_i(<API>) > τ_s
-    max_positions: int  # k: at most the k most likely positions per text
+    positions_per_doc: int  # k: at most the k most likely positions per text
     calls_per_position: int  # m: calls sampled at each kept position
     filter_threshold: float  # τ_f: keep a call when L⁻ − L⁺ ≥ τ_f
 
 
-DEFAULT_SAMPLING = SamplingParams(position_threshold=0.05, max_positions=5, calls_per_position=5,
+DEFAULT_SAMPLING = SamplingParams(position_threshold=0.05, positions_per_doc=5, calls_per_position=5,
                                   filter_threshold=1.0)
 # The paper lowers the thresholds and samples more for the two tools whose calls are rare.
-RARE_CALL_SAMPLING = SamplingParams(position_threshold=0.0, max_positions=20, calls_per_position=10,
+RARE_CALL_SAMPLING = SamplingParams(position_threshold=0.0, positions_per_doc=20, calls_per_position=10,
                                     filter_threshold=0.5)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jtoolformer.cli_args import add_coordinator_args
+from jtoolformer.cli.args import add_coordinator_args
 from jtoolformer.errors import UsageError
 from jtoolformer.sharding import initialize_distributed
 from jtoolformer.train.config import load_train_config

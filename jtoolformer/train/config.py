@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jtoolformer import yaml_config
-from jtoolformer.yaml_config import Checked, ConfigError, setting
+from jtoolformer import config
+from jtoolformer.config import Checked, ConfigError, setting
 
 DTYPES = ("float32", "bfloat16")
 
@@ -95,4 +95,4 @@ class TrainConfig(Checked):
 
 
 def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
-    return yaml_config.load(TrainConfig, path, overrides)
+    return config.load(TrainConfig, path, overrides)

@@ -30,11 +30,11 @@ import jax
 import numpy as np
 
 from jtoolformer.annotate.dataset import open_c_star
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.data.corpus import open_corpus
-from jtoolformer.errors import UsageError
 from jtoolformer.data.pipeline import Encode, PackedBatches, PackedBatchIterator, make_pipeline
 from jtoolformer.data.tool_results import MaskToolResults
-from jtoolformer.tokenizer import Tokenizer
+from jtoolformer.errors import UsageError
 from jtoolformer.train.config import DataConfig, TrainConfig
 
 C_STAR_DIR = "tfds"  # where an annotation run keeps its C*

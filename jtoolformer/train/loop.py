@@ -20,12 +20,12 @@ import jax
 import yaml
 from jax.sharding import Mesh
 
-from jtoolformer import yaml_config
+from jtoolformer import config
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.errors import UsageError
 from jtoolformer.lm import LM, load_model
 from jtoolformer.models import ModelConfig, load_model_config, param_shardings
 from jtoolformer.sharding import make_mesh
-from jtoolformer.tokenizer import Tokenizer
 from jtoolformer.train.batches import Batch, ResumableIterator, check_batch, to_global
 from jtoolformer.train.checkpointing import Checkpoints
 from jtoolformer.train.config import TrainConfig
@@ -35,7 +35,7 @@ from jtoolformer.train.export import (CHECKPOINT_DIR, HF_DIR, MODEL_FILE, TOKENI
 from jtoolformer.train.flops import measure_peak_flops, train_flops_per_token
 from jtoolformer.train.interrupts import StopRequests
 from jtoolformer.train.metrics import MetricsLog, Throughput
-from jtoolformer.train.step import Trainer, TrainState, trainer_for
+from jtoolformer.train.step import Trainer, TrainState
 
 CONFIG_FILE = "train_config.yaml"
 
@@ -83,14 +83,14 @@ def _initial_state(cfg: TrainConfig, model: ModelSpec, run_dir: Path, mesh: Mesh
     compute = dict(dtype=cfg.dtype, remat=cfg.remat)
     if latest is not None:
         model_cfg = load_model_config(run_dir / MODEL_FILE, **compute)
-        trainer = trainer_for(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
+        trainer = Trainer(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
         state, data_state = checkpoints.restore(latest, trainer.abstract_state())
         return trainer, state, data_state
     lm = model if isinstance(model, LM) else load_model(model, mesh=mesh)
     model_cfg = lm.config.replace(**compute)
     if jax.process_index() == 0:
         _save_model_files(run_dir, model_cfg, lm.tokenizer)
-    trainer = trainer_for(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
+    trainer = Trainer(model_cfg, mesh, cfg.optim, cfg.steps, cfg.micro_batches)
     return trainer, trainer.init_state(lm.params, cfg.seed), None
 
 
@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, model: ModelSpec | None, train_batches: ResumableIte
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
-        yaml_config.save(cfg, run_dir / CONFIG_FILE)
+        config.save(cfg, run_dir / CONFIG_FILE)
     mesh = train_mesh(cfg)
     checkpoints = Checkpoints(run_dir / CHECKPOINT_DIR, cfg.checkpoint.async_save)
     try:
@@ -164,66 +164,85 @@ def train_on(cfg: TrainConfig, lm: LM | None, data_spec: str | Path, out_dir: st
     return train(cfg, lm, data.batches, data.held_out, out_dir)
 
 
+@dataclass
+class _Progress:
+    """Where a run's loop stands."""
+
+    state: TrainState
+    step: int
+    data_state: Any  # the train iterator's state after the batch of `step`
+    best: tuple[int, float] | None
+    saved: bool = True  # the current state is in a checkpoint (or is the start)
+    stopped: bool = False
+
+
 def _loop(cfg: TrainConfig, trainer: Trainer, state: TrainState, train_batches: ResumableIterator,
           eval_batches: Iterable[Batch] | None, run_dir: Path, checkpoints: Checkpoints) -> TrainResult:
-    start = step = int(state.step)
-    if cfg.peak_tflops_per_device is not None:
-        peak = cfg.peak_tflops_per_device * 1e12 * trainer.mesh.devices.size
-    else:
-        peak = measure_peak_flops(trainer.mesh, trainer.model_cfg.dtype)
-    throughput = Throughput(train_flops_per_token(trainer.model_cfg), peak)
+    start = int(state.step)
+    throughput = Throughput(train_flops_per_token(trainer.model_cfg), _peak_flops(cfg, trainer))
     log = MetricsLog(run_dir, start, cfg.steps, active=jax.process_index() == 0)
-    best = checkpoints.best()
-    host_rows = cfg.global_batch // jax.process_count()
-    data_state = train_batches.get_state()
-    saved, stopped = True, False  # saved: the current state is in a checkpoint (or is the start)
+    run = _Progress(state, start, train_batches.get_state(), checkpoints.best())
     try:
         with StopRequests() as signals:
-            while step < cfg.steps:
-                try:
-                    batch = next(train_batches)
-                except StopIteration:
-                    if not saved:
-                        checkpoints.save(state, data_state, None)
-                    raise ValueError(f"the train batches ran out after {step} of {cfg.steps} steps; give an "
-                                     "iterator that repeats, or fewer steps") from None
-                check_batch(batch, f"train batch {step + 1}", (host_rows, cfg.seq_len))
-                data_state = train_batches.get_state()
-                state, metrics = trainer.step(state, to_global(batch, trainer.mesh))
-                step += 1
+            while run.step < cfg.steps and not run.stopped:
+                batch = _next_batch(cfg, train_batches, run, checkpoints)
+                run.data_state = train_batches.get_state()
+                run.state, metrics = trainer.step(run.state, to_global(batch, trainer.mesh))
+                run.step += 1
                 log.advance()
-                if step == start + 1:  # the first step compiled; time from its end
+                if run.step == start + 1:  # the first step compiled; time from its end
                     jax.block_until_ready(metrics)
                     throughput.restart()
                 else:
                     throughput.add(cfg.global_batch * cfg.seq_len)
-
-                record: dict[str, float] = {}
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    record = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    if throughput.tokens:
-                        record.update(throughput.rates())
-                eval_ppl = None
-                if eval_batches is not None and (step % cfg.checkpoint.eval_every == 0 or step == cfg.steps):
-                    eval_ppl = record["eval_ppl"] = evaluate(trainer, state.params, eval_batches)
-                    if best is None or eval_ppl <= best[1]:  # a tie: the later step, as orbax keeps
-                        best = (step, eval_ppl)
-                stopped = (signals.requested if jax.process_count() == 1
-                           else checkpoints.reached_preemption(step))
-                saved = (step % cfg.checkpoint.save_every == 0 or eval_ppl is not None
-                         or step == cfg.steps or stopped)
-                if saved:
-                    checkpoints.save(state, data_state, eval_ppl)
-                if record:
-                    log.write(step, record)
-                if record or saved:
-                    throughput.restart()
-                if stopped:
-                    print(f"stopped at step {step} of {cfg.steps}; run again on {run_dir} to resume")
-                    break
+                _after_step(cfg, trainer, run, metrics, eval_batches, checkpoints, signals, log, throughput)
+        if run.stopped:
+            print(f"stopped at step {run.step} of {cfg.steps}; run again on {run_dir} to resume")
         checkpoints.wait()
-        if not stopped:
-            _export(run_dir, trainer, state, checkpoints, best)
+        if not run.stopped:
+            _export(run_dir, trainer, run.state, checkpoints, run.best)
     finally:
         log.close()
-    return TrainResult(state.params, step, log.records, best, stopped)
+    return TrainResult(run.state.params, run.step, log.records, run.best, run.stopped)
+
+
+def _peak_flops(cfg: TrainConfig, trainer: Trainer) -> float:
+    if cfg.peak_tflops_per_device is not None:
+        return cfg.peak_tflops_per_device * 1e12 * trainer.mesh.devices.size
+    return measure_peak_flops(trainer.mesh, trainer.model_cfg.dtype)
+
+
+def _next_batch(cfg: TrainConfig, train_batches: ResumableIterator, run: _Progress, checkpoints: Checkpoints) -> Batch:
+    """The next train batch, checked; a run out of batches saves where it is and fails."""
+    try:
+        batch = next(train_batches)
+    except StopIteration:
+        if not run.saved:
+            checkpoints.save(run.state, run.data_state, None)
+        raise ValueError(f"the train batches ran out after {run.step} of {cfg.steps} steps; give an "
+                         "iterator that repeats, or fewer steps") from None
+    check_batch(batch, f"train batch {run.step + 1}", (cfg.global_batch // jax.process_count(), cfg.seq_len))
+    return batch
+
+
+def _after_step(cfg: TrainConfig, trainer: Trainer, run: _Progress, metrics: dict, eval_batches: Iterable[Batch] | None,
+                checkpoints: Checkpoints, signals: StopRequests, log: MetricsLog, throughput: Throughput) -> None:
+    """Logs, evaluates, checkpoints and notes a stop request, as far as each is due at this step."""
+    step, record = run.step, {}
+    if step % cfg.log_every == 0 or step == cfg.steps:
+        record = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if throughput.tokens:
+            record.update(throughput.rates())
+    eval_ppl = None
+    if eval_batches is not None and (step % cfg.checkpoint.eval_every == 0 or step == cfg.steps):
+        eval_ppl = record["eval_ppl"] = evaluate(trainer, run.state.params, eval_batches)
+        if run.best is None or eval_ppl <= run.best[1]:  # a tie: the later step, as orbax keeps
+            run.best = (step, eval_ppl)
+    run.stopped = signals.requested if jax.process_count() == 1 else checkpoints.reached_preemption(step)
+    run.saved = step % cfg.checkpoint.save_every == 0 or eval_ppl is not None or step == cfg.steps or run.stopped
+    if run.saved:
+        checkpoints.save(run.state, run.data_state, eval_ppl)
+    if record:
+        log.write(step, record)
+    if record or run.saved:
+        throughput.restart()

@@ -12,6 +12,7 @@ sum and the optimizer stay float32.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import flax.struct
@@ -23,8 +24,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jtoolformer.kernels import vocab_logprobs
 from jtoolformer.kernels.dispatch import resolve_impl
 from jtoolformer.losses import output_head, token_logprobs
-from jtoolformer.models import DecoderLM, ModelConfig, abstract_params, param_shardings
-from jtoolformer.sharding import activation_mesh, named_sharding
+from jtoolformer.models import ModelConfig, abstract_params, forward, param_shardings
+from jtoolformer.sharding import named_sharding
 from jtoolformer.train.config import OptimConfig
 from jtoolformer.train.optim import make_optimizer
 
@@ -43,22 +44,46 @@ def _cast_floats(tree, dtype):
     return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
+@dataclass(frozen=True)
 class Trainer:
-    """Train and eval steps for one model config on one mesh; `steps` shapes the learning-rate schedule."""
+    """Train and eval steps for one model config on one mesh; `steps` shapes the learning-rate schedule.
 
-    def __init__(self, model_cfg: ModelConfig, mesh: Mesh, optim: OptimConfig, steps: int, micro_batches: int):
-        self.model_cfg, self.mesh, self.micro_batches = model_cfg, mesh, micro_batches
-        self.model = DecoderLM(model_cfg)
-        self.tx, self.schedule = make_optimizer(optim, steps)
-        self.replicated = NamedSharding(mesh, PartitionSpec())
-        self.state_shardings = self._state_shardings()
-        self.step = jax.jit(self._step, in_shardings=(self.state_shardings, None),
-                            out_shardings=(self.state_shardings, self.replicated), donate_argnums=0)
-        self.eval_sums = jax.jit(self._sums, out_shardings=self.replicated)
-        self._init = jax.jit(self._init_state, out_shardings=self.state_shardings, donate_argnums=0)
+    Hashable: its programs are jitted with the trainer as a static argument, so equal trainers (a
+    notebook's repeated runs) share what was compiled."""
+
+    model_cfg: ModelConfig
+    mesh: Mesh
+    optim: OptimConfig
+    steps: int
+    micro_batches: int
+
+    @functools.cached_property
+    def _optimizer(self) -> tuple[optax.GradientTransformation, optax.Schedule]:
+        return make_optimizer(self.optim, self.steps)
+
+    @property
+    def tx(self) -> optax.GradientTransformation:
+        return self._optimizer[0]
+
+    @property
+    def schedule(self) -> optax.Schedule:
+        return self._optimizer[1]
+
+    @functools.cached_property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, PartitionSpec())
+
+    def step(self, state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One optimizer update (the state is donated) and its metrics."""
+        return train_step_program(self, state, batch)
+
+    def eval_sums(self, params, batch) -> tuple[jax.Array, jax.Array]:
+        """(sum of the masked token cross-entropies, number of masked tokens) of `batch`, float32."""
+        return _eval_sums_program(self, params, batch)
 
     # -- state ---------------------------------------------------------------------------------------
-    def _state_shardings(self) -> TrainState:
+    @functools.cached_property
+    def state_shardings(self) -> TrainState:
         params = param_shardings(self.model_cfg, self.mesh)
         opt_shapes = jax.eval_shape(self.tx.init, abstract_params(self.model_cfg))
         opt = optax.tree_map_params(self.tx, lambda _, s: s, opt_shapes, params,
@@ -79,7 +104,7 @@ class Trainer:
         """A fresh state around `params`, placed on this mesh first. Params already placed there are
         donated: the state takes over their buffers rather than holding a second copy."""
         params = jax.device_put(params, self.state_shardings.params)
-        return self._init(params, seed)
+        return _init_program(self, params, seed)
 
     # -- losses --------------------------------------------------------------------------------------
     def _sums(self, params, batch, rng=None) -> tuple[jax.Array, jax.Array]:
@@ -87,11 +112,8 @@ class Trainer:
         cfg = self.model_cfg
         fused = resolve_impl(cfg.logprob_impl, "token_logprobs", vocab_logprobs.self_check,
                              (cfg.d_model, jnp.dtype(cfg.dtype).name)) == "pallas"
-        with activation_mesh(self.mesh):
-            out, _ = self.model.apply(
-                {"params": params}, batch["inputs"], batch["positions"], segment_ids=batch["segment_ids"],
-                rngs=None if rng is None else {"dropout": rng}, return_hidden=fused,
-            )
+        out, _ = forward(cfg, self.mesh, params, batch["inputs"], batch["positions"], segment_ids=batch["segment_ids"],
+                         rngs=None if rng is None else {"dropout": rng}, return_hidden=fused)
         if fused:  # the kernel takes the final hidden states: no [tokens, V] logits in either pass
             w, b = output_head(params, self.model_cfg)
             ce = -token_logprobs(out, w, b, batch["targets"], impl="pallas", mesh=self.mesh)
@@ -151,7 +173,20 @@ class Trainer:
         return new_state, metrics
 
 
-@functools.cache
-def trainer_for(model_cfg: ModelConfig, mesh: Mesh, optim: OptimConfig, steps: int, micro_batches: int) -> Trainer:
-    """One Trainer per setting, so that repeated runs in a process (a notebook) reuse the compiled steps."""
-    return Trainer(model_cfg, mesh, optim, steps, micro_batches)
+def _sharded_step(trainer: Trainer, state: TrainState, batch) -> tuple[TrainState, dict[str, jax.Array]]:
+    state, metrics = trainer._step(state, batch)
+    return (jax.lax.with_sharding_constraint(state, trainer.state_shardings),
+            jax.lax.with_sharding_constraint(metrics, trainer.replicated))
+
+
+def _sharded_sums(trainer: Trainer, params, batch) -> tuple[jax.Array, jax.Array]:
+    return jax.lax.with_sharding_constraint(trainer._sums(params, batch), trainer.replicated)
+
+
+def _sharded_init(trainer: Trainer, params, seed) -> TrainState:
+    return jax.lax.with_sharding_constraint(trainer._init_state(params, seed), trainer.state_shardings)
+
+
+train_step_program = jax.jit(_sharded_step, static_argnums=0, donate_argnums=1)
+_eval_sums_program = jax.jit(_sharded_sums, static_argnums=0)
+_init_program = jax.jit(_sharded_init, static_argnums=0, donate_argnums=1)

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
+from jtoolformer.data.corpus import DEMO_CORPUS
+from jtoolformer.data.documents import read_jsonl
 
-OVERRIDES = ["shard_size=2", "max_positions=2", "calls_per_position=2", "max_call_tokens=16", "filter_threshold=0.0"]
+OVERRIDES = ["shard_size=2", "positions_per_doc=2", "calls_per_position=2", "max_call_tokens=16", "filter_threshold=0.0"]
 DEVICES_PER_HOST = 2
 
 
 def annotate(corpus: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES_PER_HOST}"}
-    command = [sys.executable, "-m", "jtoolformer.cli", "annotate", "--tools", "calculator", "--corpus", str(corpus),
+    command = [sys.executable, "-m", "jtoolformer", "annotate", "--tools", "calculator", "--corpus", str(corpus),
                "--out", str(out), *extra, *OVERRIDES]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -11,13 +11,14 @@ from jtoolformer import load_model
 from jtoolformer.annotate.dataset import open_c_star
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
 from jtoolformer.annotate.shards import run_annotation
-from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
+from jtoolformer.data.corpus import DEMO_CORPUS
+from jtoolformer.data.documents import read_jsonl
 from jtoolformer.lm import LM
 from jtoolformer.models import param_shardings
 from jtoolformer.sharding import make_mesh
 from jtoolformer.tools.registry import make_tools
 
-CFG = AnnotateConfig(shard_size=2, max_positions=2, calls_per_position=2, max_call_tokens=16, filter_threshold=0.0)
+CFG = AnnotateConfig(shard_size=2, positions_per_doc=2, calls_per_position=2, max_call_tokens=16, filter_threshold=0.0)
 
 
 @pytest.fixture(scope="module")

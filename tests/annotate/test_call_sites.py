@@ -4,7 +4,7 @@ import pytest
 
 from jtoolformer.annotate.call_sites import allowed_positions, char_position, token_starts
 from jtoolformer.checkpoints.gguf import default_gguf_path, gguf_tokenizer
-from jtoolformer.tokenizer import Tokenizer
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 
 TEXT = "She paid 15 x 3 = 45 dollars (about 12.5%), that is 1,200 cents; the rest is $30 (= 90 / 3)."
 

@@ -1,13 +1,15 @@
 """Stages 1–2 on a tiny model whose behaviour is set by construction."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
 
 from jtoolformer import load_model
-from jtoolformer.api_tokens import api_start_ids, call_stop_ids
 from jtoolformer.annotate.candidates import SENTINEL, CandidateSampler
-from jtoolformer.decoding import Sampling
+from jtoolformer.generate.call_tokens import api_start_ids, call_stop_ids
+from jtoolformer.generate.sampling import Sampling
 from jtoolformer.lm import LM
 from jtoolformer.models import ModelConfig
 
@@ -30,6 +32,11 @@ def tiny_lm(tokenizer, api_bias: float, seed: int = 0, **overrides) -> LM:
     return LM(cfg, params, tokenizer, base.mesh)
 
 
+def allowing(docs, where=lambda k, i: True):
+    """The documents with calls allowed at the positions i of document k where `where(k, i)`."""
+    return [dataclasses.replace(d, allowed=tuple(i for i in range(len(d.x)) if where(k, i))) for k, d in enumerate(docs)]
+
+
 def test_api_tokens_found_from_the_tokenizer(tokenizer):
     starts = api_start_ids(tokenizer)
     assert {tokenizer.decode([i]) for i in starts} >= {"[", " ["}
@@ -43,18 +50,31 @@ def test_positions_follow_threshold_top_k_and_skip_position_zero(tokenizer):
     texts = ["The school ordered 18 boxes, 180 pencils.", "Paris is the capital of France."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
     every = [range(len(d.x)) for d in docs]
-    scores, kept, _ = sampler.positions(docs, threshold=0.5, top_k=3, allowed=[[i for i in r if i != 2] for r in every])
+    scores, kept, _ = sampler.positions(allowing(docs, lambda k, i: i != 2), threshold=0.5, top_k=3)
     assert [sorted(s) for s in scores] == [[i for i in r if i not in (0, 2)] for r in every]
     for d, doc in enumerate(docs):
         mine = [p for p in kept if p.doc == d]
         assert len(mine) == 3 and all(p.i not in (0, 2) for p in mine) and all(p.p > 0.99 for p in mine)
         assert [p.i for p in mine] == sorted(p.i for p in mine)
         assert all(p.start_token in api_start_ids(tokenizer) for p in mine)
-    _, none, _ = sampler.positions(docs, threshold=0.5, top_k=3, allowed=every)
+    _, none, _ = sampler.positions(allowing(docs), threshold=0.5, top_k=3)
     assert len(none) == 6
     low = tiny_lm(tokenizer, api_bias=-30.0)
-    _, nothing, _ = CandidateSampler(low, PROMPT).positions(docs, threshold=0.05, top_k=5, allowed=every)
+    _, nothing, _ = CandidateSampler(low, PROMPT).positions(allowing(docs), threshold=0.05, top_k=5)
     assert nothing == []  # a model that never calls is a normal outcome, not a crash
+
+
+def test_stage_1_scores_only_where_the_call_site_rule_lets_a_call_go(tokenizer):
+    text = "The school ordered 18 boxes, 180 pencils."
+    lm, x = tiny_lm(tokenizer, api_bias=0.0), tokenizer.encode(text)
+    scored = {}
+    for rule in ("numbers", "word_boundary"):
+        sampler = CandidateSampler(lm, PROMPT, call_sites=rule)
+        doc = sampler.prepare(x, text)
+        [scored[rule]], _, _ = sampler.positions([doc], threshold=-1.0, top_k=1)
+    assert {text[doc.starts[i]:].lstrip()[:3] for i in scored["numbers"]} == {"18 ", "180"}
+    assert set(scored["numbers"]) < set(scored["word_boundary"])
+    assert all(text[doc.starts[i] - 1:doc.starts[i] + 1] not in ("18", "80") for i in scored["word_boundary"])
 
 
 @pytest.mark.parametrize("call_head", ["", "Calculator("])
@@ -68,8 +88,8 @@ def test_calls_sampled_from_the_truncated_cache_equal_decoding_the_prefix(tokeni
     texts = ["Out of 1400 participants, 400 passed.", "Paris is the capital of France.",
              "The school ordered 18 boxes, 180 pencils."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    allowed = [[i for i in range(len(d.x)) if k != 1 and i != 3 * k] for k, d in enumerate(docs)]
-    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=4, allowed=allowed)
+    docs = allowing(docs, lambda k, i: k != 1 and i != 3 * k)
+    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=4)
     assert {p.doc for p in kept} == {0, 2}
     calls = sampler.sample_calls(docs, kept, state, m=1, doc_keys=[jax.random.key(0)] * 3)
     assert len(calls) == 8
@@ -88,7 +108,7 @@ def test_a_row_budget_splits_decoding_without_changing_any_sampled_call(tokenize
     sampler = CandidateSampler(lm, PROMPT, max_call_tokens=5, sampling=Sampling(temperature=1.0))
     texts = ["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=3, allowed=[range(len(d.x)) for d in docs])
+    _, kept, state = sampler.positions(allowing(docs), threshold=-1.0, top_k=3)
     keys = [jax.random.key(7), jax.random.key(8)]
     whole = sampler.sample_calls(docs, kept, state, 4, keys, max_rows=256)
     batches = []
@@ -106,7 +126,7 @@ def test_rows_going_on_alone_after_the_others_stop_sample_what_they_would_in_the
     texts = ["Out of 1400 participants, 400 passed.", "Paris is the capital of France.",
              "The school ordered 18 boxes, 180 pencils."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=4, allowed=[range(len(d.x)) for d in docs])
+    _, kept, state = sampler.positions(allowing(docs), threshold=-1.0, top_k=4)
     keys = [jax.random.key(0)] * 3
     sampler.stop_ids = np.array([-1], np.int32)
     decode_rows, written = sampler._decode_rows, []
@@ -139,7 +159,7 @@ def test_rows_of_several_documents_going_on_alone_keep_one_prefix_per_document(t
     sampler.stop_ids = np.arange(0, tokenizer.vocab_size, 3, dtype=np.int32)  # a third of the tokens stop a row
     texts = ["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=4, allowed=[range(len(d.x)) for d in docs])
+    _, kept, state = sampler.positions(allowing(docs), threshold=-1.0, top_k=4)
     keys = [jax.random.key(5), jax.random.key(6)]
     compactions = []
     compact = sampler._compact
@@ -163,11 +183,11 @@ def test_a_token_budget_runs_stage_1_a_few_rows_at_a_time_with_the_same_position
     chunks, tails = [], budgeted._tails
     budgeted._tails = lambda *a, chunk: chunks.append(chunk) or tails(*a, chunk=chunk)
     docs = [whole.prepare(tokenizer.encode(t), t) for t in texts]
-    allowed = [range(len(d.x)) for d in docs]
+    docs = allowing(docs)
     keys = [jax.random.key(n) for n in range(4)]
     results = []
     for sampler in (whole, budgeted):
-        scores, kept, state = sampler.positions(docs, threshold=-1.0, top_k=3, allowed=allowed)
+        scores, kept, state = sampler.positions(docs, threshold=-1.0, top_k=3)
         results.append((scores, kept, sampler.sample_calls(docs, kept, state, 2, keys)))
     assert chunks == [1]  # four rows, one at a time
     (scores, kept, calls), (scores_b, kept_b, calls_b) = results
@@ -186,11 +206,27 @@ def test_a_prefix_budget_decodes_fewer_documents_at_a_time_with_the_same_calls(t
     texts = ["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils.",
              "Paris is the capital of France."]
     docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    _, kept, state = sampler.positions(docs, threshold=-1.0, top_k=2, allowed=[range(len(d.x)) for d in docs])
+    _, kept, state = sampler.positions(allowing(docs), threshold=-1.0, top_k=2)
     keys = [jax.random.key(n) for n in range(3)]
     batches, sample_groups = [], sampler._sample_groups
     sampler._sample_groups = lambda docs, groups, *a: batches.append(len(groups)) or sample_groups(docs, groups, *a)
     whole = sampler.sample_calls(docs, kept, state, 3, keys)
-    budgeted = sampler.sample_calls(docs, kept, state, 3, keys, max_prefix_tokens=len(sampler.head) + state[1])
+    budgeted = sampler.sample_calls(docs, kept, state, 3, keys, max_prefix_tokens=len(sampler.head) + state.width)
     assert batches == [3, 1, 1, 1]
     assert budgeted == whole and len(whole) == 18
+
+
+def test_new_params_give_the_positions_of_those_params(tokenizer):
+    """The few-shot head's keys and values come from the params of each batch, not from the first
+    params the sampler saw."""
+    lm, other = tiny_lm(tokenizer, api_bias=0.0, seed=0), tiny_lm(tokenizer, api_bias=0.0, seed=1)
+    text = "Out of 1400 participants, 400 passed."
+    sampler = CandidateSampler(lm, PROMPT)
+    doc = sampler.prepare(tokenizer.encode(text), text)
+    [before], _, _ = sampler.positions([doc], threshold=-1.0, top_k=1)
+    lm.params = other.params
+    [after], _, _ = sampler.positions([doc], threshold=-1.0, top_k=1)
+    [expected], _, _ = CandidateSampler(other, PROMPT).positions([doc], threshold=-1.0, top_k=1)
+    assert after.keys() == expected.keys()
+    np.testing.assert_allclose(list(after.values()), list(expected.values()), rtol=1e-5)
+    assert not np.allclose(list(before.values()), list(after.values()), rtol=1e-3)

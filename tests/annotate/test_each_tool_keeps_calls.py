@@ -30,7 +30,7 @@ def lm():
 def test_calls_of_every_tool_can_be_kept(lm, tool):
     tools = make_tools(tool, generator=lm)
     positions = 16 if tool == "mt" else 3  # MT calls before the foreign phrase copy it: leaks, dropped
-    cfg = AnnotateConfig(tools=tool, max_positions=positions, calls_per_position=2 if tool == "mt" else 4,
+    cfg = AnnotateConfig(tools=tool, positions_per_doc=positions, calls_per_position=2 if tool == "mt" else 4,
                          max_call_tokens=20, call_head="forced",
                          filter_threshold=-1e6, temperature=0.7, tool_timeout_s=0)  # LM-backed tools on a busy CPU
     annotation = Annotator(lm, tools, cfg).annotate([DOCUMENTS[tool]])

@@ -8,7 +8,7 @@ import transformers
 
 from jtoolformer import load_model
 from jtoolformer.annotate import weighted_losses
-from jtoolformer.annotate.scoring import WEIGHTS, Scorer, ScoreRequest
+from jtoolformer.annotate.filter import WEIGHTS, Scorer, ScoreRequest, hidden_program, losses_program
 from jtoolformer.checkpoints.hf import save_hf
 from jtoolformer.sharding import make_mesh
 
@@ -98,3 +98,15 @@ def test_inline_requests_score_z_inserted_before_x_i(models):
             expected.append(reference_loss(ref, lm.config.bos_id, r.prefix, r.x, r.i))
     np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=0)
     assert abs(ours[1] - ours[0]) > 1e-3  # the placements differ
+
+
+def test_scorers_of_one_model_config_share_programs_and_score_their_own_params(models):
+    lm, _ = models
+    x, prefixes = list(range(3, 30)), [[], [9, 9, 9]]
+    first = weighted_losses(lm, x, 4, prefixes)
+    compiled = hidden_program._cache_size(), losses_program._cache_size()
+    other = load_model(lm.config, seed=6)  # the same config, other params
+    second = weighted_losses(other, x, 4, prefixes)
+    assert (hidden_program._cache_size(), losses_program._cache_size()) == compiled
+    assert not np.allclose(first, second, atol=1e-3)
+    np.testing.assert_allclose(weighted_losses(lm, x, 4, prefixes), first, atol=1e-6)

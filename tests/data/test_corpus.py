@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jtoolformer.data.corpus import CorpusError, build_corpus, open_corpus, read_jsonl, read_txt_folder
+from jtoolformer.data.corpus import build_corpus, open_corpus
+from jtoolformer.data.documents import CorpusError, read_jsonl, read_txt_folder
 
 DOCS = [
     {"id": "a1", "text": "Out of 1400 participants, 400 (or 29%) passed the test.", "url": "https://x.org/2020/05/01/t"},

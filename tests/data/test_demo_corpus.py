@@ -5,7 +5,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from jtoolformer.data.corpus import DEMO_CORPUS, read_jsonl
+from jtoolformer.data.corpus import DEMO_CORPUS
+from jtoolformer.data.documents import read_jsonl
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_demo_corpus.py"
 DOCUMENTS = list(read_jsonl(DEMO_CORPUS))

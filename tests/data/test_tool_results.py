@@ -5,9 +5,9 @@ import pytest
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.data.pipeline import make_pipeline
 from jtoolformer.data.tool_results import MaskToolResults, loss_mask
-from jtoolformer.tokenizer import Tokenizer
 
 # Each text, and what decoding would append after the arrows of its calls, written out by hand.
 CASES = [

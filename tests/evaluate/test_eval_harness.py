@@ -6,8 +6,8 @@ import pytest
 from eval_fakes import FakeCall, FakeGeneration, LookupGenerator, words_scorer
 
 from jtoolformer.evaluate import evaluate, resolve_tasks
-from jtoolformer.evaluate.protocols import ALL_TOOLS
 from jtoolformer.evaluate.tasks import DataSources, GenerationTask
+from jtoolformer.tools.registry import TOOL_KEYS
 
 TASKS = "lama_squad,lama_trex,asdiv,webqs,dateset,wikitext,ccnet"
 LIMIT = 4
@@ -81,7 +81,7 @@ def test_generator_requests(run, sources: DataSources) -> None:
         (),
         ("calculator", "calendar", "wikisearch", "mt"),
     }
-    assert tools_for("apples") == {(), ALL_TOOLS}
+    assert tools_for("apples") == {(), TOOL_KEYS}
     dateset = list(resolve_tasks("dateset")[0].load(sources))[:LIMIT]
     sent = [
         d

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jtoolformer import load_model
-from jtoolformer.cli import main
+from jtoolformer.cli.main import main
 from jtoolformer.evaluate.model import LMScorer
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from jtoolformer.api_tokens import api_start_ids
-from jtoolformer.generate import ToolGenerator
+from jtoolformer.generate.call_tokens import api_start_ids
+from jtoolformer.generate.session import ToolGenerator
 from jtoolformer.tools.calculator import Calculator
 
 PROMPT = "The weather today"

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from jtoolformer.generate import OVER_BUDGET, ToolGenerator
+from jtoolformer.generate.session import OVER_BUDGET, ToolGenerator
 from jtoolformer.tools import ToolExecutor
-from jtoolformer.tools.calculator import Calculator
 from jtoolformer.tools.base import PromptedTool
+from jtoolformer.tools.calculator import Calculator
 
 PROMPT = "Out of 1400 participants, 400 passed, that is [Calculator(400 / 1400) ->"
 

@@ -2,10 +2,10 @@
 
 import argparse
 
-from jtoolformer.generate import ToolGenerator
-from jtoolformer.generate_cli import add_generate_command
-from jtoolformer.tools.calculator import Calculator
+from jtoolformer.generate.cli import add_generate_command
+from jtoolformer.generate.session import ToolGenerator
 from jtoolformer.tools.base import ToolContext
+from jtoolformer.tools.calculator import Calculator
 
 FEW_SHOT = ("Out of 1400 participants, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed. Of 2500 apples, "
             "300 [Calculator(300 / 2500) -> 0.12] 12% were bad. Of 800 cars, 200 were red, which is")
@@ -20,7 +20,7 @@ def test_the_model_writes_a_call_and_its_result_is_put_in_place(smollm):
 
 
 def test_command_line_streams_text_and_lists_calls(smollm, monkeypatch, capsys):
-    monkeypatch.setattr("jtoolformer.generate_cli.load_from_args", lambda args: smollm)
+    monkeypatch.setattr("jtoolformer.generate.cli.load_from_args", lambda args: smollm)
     parser = argparse.ArgumentParser()
     add_generate_command(parser.add_subparsers())
     prompt = "Out of 1400 participants, 400 passed the test, that is [Calculator(400 / 1400) ->"

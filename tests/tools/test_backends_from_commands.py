@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jtoolformer.cli import main
+from jtoolformer.cli.main import main
 from jtoolformer.errors import UsageError
 from jtoolformer.tools.base import ToolContext
 from jtoolformer.tools.mt import PromptedTranslator, Seq2SeqTranslator
@@ -98,8 +98,8 @@ def capture_at(monkeypatch, module: str, builder: str) -> None:
 
 
 def test_generate_takes_the_index_and_says_so(index_dir, monkeypatch, capsys):
-    monkeypatch.setattr("jtoolformer.generate_cli.load_from_args", lambda args: Reader())
-    capture_at(monkeypatch, "jtoolformer.generate_cli", "ToolGenerator")
+    monkeypatch.setattr("jtoolformer.generate.cli.load_from_args", lambda args: Reader())
+    capture_at(monkeypatch, "jtoolformer.generate.cli", "ToolGenerator")
     with pytest.raises(Captured) as captured:
         main(["generate", "--tools", "calculator,wikisearch,qa", "--index", str(index_dir), "Okapis live in"])
     assert captured.value.tools["WikiSearch"].index.origin == str(index_dir)
@@ -110,7 +110,7 @@ def test_generate_checks_the_index_before_loading_the_model(tmp_path, monkeypatc
     def load(args):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("jtoolformer.generate_cli.load_from_args", load)
+    monkeypatch.setattr("jtoolformer.generate.cli.load_from_args", load)
     assert main(["generate", "--index", str(tmp_path / "missing"), "Hello"]) == 2
     assert "missing" in capsys.readouterr().err
 

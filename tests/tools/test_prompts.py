@@ -55,9 +55,9 @@ def test_render_prompt_appends_the_text_verbatim():
 
 
 def test_sampling_settings_follow_the_paper():
-    assert (RARE_CALL_SAMPLING.position_threshold, RARE_CALL_SAMPLING.max_positions,
+    assert (RARE_CALL_SAMPLING.position_threshold, RARE_CALL_SAMPLING.positions_per_doc,
             RARE_CALL_SAMPLING.calls_per_position, RARE_CALL_SAMPLING.filter_threshold) == (0.0, 20, 10, 0.5)
-    assert (DEFAULT_SAMPLING.position_threshold, DEFAULT_SAMPLING.max_positions,
+    assert (DEFAULT_SAMPLING.position_threshold, DEFAULT_SAMPLING.positions_per_doc,
             DEFAULT_SAMPLING.calls_per_position, DEFAULT_SAMPLING.filter_threshold) == (0.05, 5, 5, 1.0)
     assert {cls.name: cls.sampling for cls in TOOL_CLASSES} == {
         "Calculator": RARE_CALL_SAMPLING, "MT": RARE_CALL_SAMPLING, "Calendar": DEFAULT_SAMPLING,

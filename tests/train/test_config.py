@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from jtoolformer import yaml_config
+from jtoolformer import config
 from jtoolformer.models import load_model_config
 from jtoolformer.sharding import make_mesh
 from jtoolformer.train.config import TrainConfig, load_train_config
@@ -18,7 +18,7 @@ def test_yaml_with_overrides_and_saved_round_trip(tmp_path):
     assert (cfg.steps, cfg.optim.learning_rate, cfg.mesh.fsdp, cfg.remat) == (7, 2e-4, 2, True)
     assert cfg.optim.weight_decay == 0.01 and cfg.checkpoint.save_every == 10  # the file's other values
     assert cfg.peak_tflops_per_device == 1.0 and cfg.model == "some/dir"
-    yaml_config.save(cfg, tmp_path / "c.yaml")
+    config.save(cfg, tmp_path / "c.yaml")
     assert load_train_config(tmp_path / "c.yaml") == cfg
     assert load_train_config(None) == TrainConfig()
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import c_star_records, sentences
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.lm import load_model
-from jtoolformer.tokenizer import Tokenizer
 from jtoolformer.train import load_train_config, read_metrics, train_on
 from jtoolformer.train.config import DataConfig
 from jtoolformer.train.data import cap_per_tool, open_source, open_train_data, select_texts

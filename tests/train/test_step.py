@@ -13,7 +13,7 @@ from jtoolformer.models import DecoderLM, init_params
 from jtoolformer.sharding import make_mesh
 from jtoolformer.train.batches import to_global
 from jtoolformer.train.config import OptimConfig
-from jtoolformer.train.step import trainer_for
+from jtoolformer.train.step import Trainer, train_step_program
 
 # The paper's rate: Adam's first update is lr·g/(|g|+eps), so for the rare gradients near eps rounding
 # noise moves the update by a fraction of lr, which must stay below 1e-5 of the params.
@@ -26,7 +26,7 @@ def one_device():
 
 def run(cfg, mesh, batch, micro_batches=1):
     """One step from the same initial params."""
-    trainer = trainer_for(cfg, mesh, OPTIM, 10, micro_batches)
+    trainer = Trainer(cfg, mesh, OPTIM, 10, micro_batches)
     state = trainer.init_state(initial_params(cfg), seed=0)
     state, metrics = trainer.step(state, to_global(batch, mesh))
     return trainer, state, jax.device_get(metrics)
@@ -120,7 +120,7 @@ def test_packed_and_padded_rows_give_the_same_loss(tiny_cfg):
     packed, padded = make_batches(24, seed=3, mode="pack"), make_batches(24, seed=3, mode="pad")
     assert len(packed) < len(padded)
     mesh = make_mesh(2, 2, 2)
-    trainer = trainer_for(tiny_cfg, mesh, OPTIM, 10, 1)
+    trainer = Trainer(tiny_cfg, mesh, OPTIM, 10, 1)
     params = jax.device_put(init_params(tiny_cfg, jax.random.key(1), mesh), trainer.state_shardings.params)
 
     def totals(batches):
@@ -130,3 +130,11 @@ def test_packed_and_padded_rows_give_the_same_loss(tiny_cfg):
     (packed_loss, packed_tokens), (padded_loss, padded_tokens) = totals(packed), totals(padded)
     assert packed_tokens == padded_tokens == sum(len(token_ids(t)) - 1 for t in pattern_texts(24, seed=3))
     np.testing.assert_allclose(packed_loss, padded_loss, rtol=1e-5)
+
+
+def test_equal_trainers_share_their_compiled_step(tiny_cfg, batch):
+    """A new Trainer of the same settings (a notebook's next run) runs the step the first one compiled."""
+    run(tiny_cfg, one_device(), batch)
+    compiled = train_step_program._cache_size()
+    _, _, metrics = run(tiny_cfg, one_device(), batch)
+    assert train_step_program._cache_size() == compiled and np.isfinite(metrics["loss"])

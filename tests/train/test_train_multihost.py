@@ -19,7 +19,7 @@ DEVICES = 4
 
 def train(out: Path, args: list[str], hosts: int) -> list[str]:
     env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES // hosts}"}
-    command = [sys.executable, "-m", "jtoolformer.cli", "train", "--out", str(out)]
+    command = [sys.executable, "-m", "jtoolformer", "train", "--out", str(out)]
     if hosts == 1:
         commands = [command + args]
     else:

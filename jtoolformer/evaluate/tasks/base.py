@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jtoolformer.evaluate.protocols import ALL_TOOLS
+from jtoolformer.tools.registry import TOOL_KEYS
 
 
 class MissingDataError(FileNotFoundError):
@@ -47,7 +47,7 @@ class GenerationTask:
     load: Callable[[DataSources], Iterator[Example]]
     metric: Metric
     max_new_tokens: int
-    tools: tuple[str, ...] = ALL_TOOLS  # the tools allowed when tools are enabled
+    tools: tuple[str, ...] = TOOL_KEYS  # the tools allowed when tools are enabled
 
 
 @dataclass(frozen=True)

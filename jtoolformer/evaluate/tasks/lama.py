@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jtoolformer.evaluate.metrics import lama_correct
-from jtoolformer.evaluate.protocols import ALL_TOOLS
 from jtoolformer.evaluate.tasks.base import (
     DataSources,
     Example,
@@ -26,6 +25,7 @@ from jtoolformer.evaluate.tasks.base import (
     read_jsonl,
     require_file,
 )
+from jtoolformer.tools.registry import TOOL_KEYS
 
 PROMPT = "Please complete the following text so that it is factually correct: {}"
 MASK = "[MASK]"
@@ -107,7 +107,7 @@ def load_trex(sources: DataSources) -> Iterator[Example]:
 
 
 # The paper keeps WikiSearch off on LAMA: its statements come straight from Wikipedia.
-_TOOLS = tuple(t for t in ALL_TOOLS if t != "wikisearch")
+_TOOLS = tuple(t for t in TOOL_KEYS if t != "wikisearch")
 _MAX_NEW_TOKENS = 32
 
 TASKS = (

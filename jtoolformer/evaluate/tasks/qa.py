@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from jtoolformer.evaluate.metrics import qa_correct
-from jtoolformer.evaluate.protocols import ALL_TOOLS
 from jtoolformer.evaluate.tasks.base import (
     DataSources,
     Example,
@@ -29,6 +28,7 @@ from jtoolformer.evaluate.tasks.base import (
     require_file,
 )
 from jtoolformer.evaluate.tasks.tfds_source import tfds_records
+from jtoolformer.tools.registry import TOOL_KEYS
 
 PROMPT = "Answer the following question: {}"
 
@@ -128,6 +128,6 @@ _SETS = (
 )
 
 # The paper keeps the QA tool off here: its Atlas backend was fine-tuned on Natural Questions.
-_TOOLS = tuple(t for t in ALL_TOOLS if t != "qa")
+_TOOLS = tuple(t for t in TOOL_KEYS if t != "qa")
 
 TASKS = tuple(GenerationTask(s.name, "qa", s.load, qa_correct, 64, _TOOLS) for s in _SETS)

@@ -1,6 +1,6 @@
 """Generation with tools (docs/method.md §4): batched decoding in which any row may call a tool.
 
-The device runs chunks of steps (`tool_decoding`). Between chunks the host reads each call a row has
+The device runs chunks of steps (`tool_steps`). Between chunks the host reads each call a row has
 written up to its result marker ("->" or "→"), submits it to the `ToolExecutor` on a background thread
 and forces " result]" into the row once the result arrives. Until then the row is paused; the other
 rows keep decoding, and the host only blocks when every unfinished row is waiting for a tool.
@@ -19,9 +19,10 @@ from typing import Literal
 
 import numpy as np
 
-from jtoolformer.decoding import NO_TOKEN, Sampling
-from jtoolformer.tokenizer import Tokenizer
-from jtoolformer.tool_decoding import RowState, ToolDecoder
+from jtoolformer.checkpoints.tokenizer import Tokenizer
+from jtoolformer.generate.decoder import NO_TOKEN
+from jtoolformer.generate.sampling import Sampling
+from jtoolformer.generate.tool_steps import RowState, ToolDecoder
 from jtoolformer.tools.base import Tool, ToolContext
 from jtoolformer.tools.calls import ARROWS, CALL_END, CALL_START, ToolCall, clean_result, parse_partial_call, \
     result_suffix

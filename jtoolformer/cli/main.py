@@ -16,7 +16,7 @@ from jtoolformer.demo import add_demo_command
 from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.cli import add_eval_command
 from jtoolformer.evaluate.model import make_generator_and_scorer
-from jtoolformer.generate_cli import add_generate_command
+from jtoolformer.generate.cli import add_generate_command
 from jtoolformer.tools.cli import add_index_command
 from jtoolformer.train.cli import add_train_command
 

@@ -42,9 +42,6 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return self.hf.get_vocab_size(with_added_tokens=True)
 
-    def token_text(self, token_id: int) -> str:
-        return self.decode([token_id])
-
     @classmethod
     def from_hf_dir(cls, directory: str | Path) -> "Tokenizer":
         directory = Path(directory)

@@ -7,10 +7,10 @@ import argparse
 import datetime as dt
 import sys
 
-from jtoolformer.cli_args import add_model_args, at_least, load_from_args
-from jtoolformer.decoding import Sampling
+from jtoolformer.cli.args import add_model_args, at_least, load_from_args
 from jtoolformer.errors import UsageError
-from jtoolformer.generate import CallRecord, PieceKind, ToolGenerator
+from jtoolformer.generate.sampling import Sampling
+from jtoolformer.generate.session import CallRecord, PieceKind, ToolGenerator
 from jtoolformer.tools.base import ToolContext
 from jtoolformer.tools.cli import add_backend_args, backends_from_args, timeout_seconds
 from jtoolformer.tools.registry import describe_backends, tool_keys

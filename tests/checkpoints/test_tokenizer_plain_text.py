@@ -8,8 +8,8 @@ import pytest
 
 from jtoolformer.annotate.call_sites import token_starts
 from jtoolformer.checkpoints.gguf import default_gguf_path, gguf_tokenizer
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.data.tool_results import MaskToolResults
-from jtoolformer.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")

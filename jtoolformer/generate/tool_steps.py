@@ -16,10 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtoolformer.api_tokens import api_start_ids
-from jtoolformer.decoding import NO_TOKEN, DecodeState, Sampling, sample
+from jtoolformer.checkpoints.tokenizer import Tokenizer
+from jtoolformer.generate.call_tokens import api_start_ids
+from jtoolformer.generate.decoder import NO_TOKEN, DecodeState
+from jtoolformer.generate.sampling import Sampling, sample
 from jtoolformer.sharding import batch_sharding
-from jtoolformer.tokenizer import Tokenizer
 from jtoolformer.tools.calls import ARROWS, CALL_END
 
 _PARTIAL_CHARACTER = "\ufffd"  # what a token holding only part of a UTF-8 character decodes to

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from jtoolformer.tokenizer import Tokenizer
+from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.tools.calls import ARROWS, CALL_END, CALL_START
 
 

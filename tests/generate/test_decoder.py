@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jtoolformer.decoding import Sampling, sample
+from jtoolformer.generate.sampling import Sampling, sample
 from jtoolformer.lm import load_model
 from jtoolformer.models import DecoderLM, KVCache
 
