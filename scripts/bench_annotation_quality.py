@@ -54,13 +54,18 @@ def evaluate_setting(annotator: Annotator, docs: list[dict], k: int, candidates:
                  annotation.stats["Calculator"].to_dict(), k)
 
 
-def score_run(run: Path, corpus: Path, k: int) -> dict:
-    """The same figures for a finished `jtoolformer annotate` run over a corpus with gold calls."""
-    docs = list(read_jsonl(corpus))
+def load_run(run: Path, corpus: Path) -> tuple[list[dict], list[dict], list[dict], list[dict], dict]:
+    """A finished `jtoolformer annotate` run over a corpus with gold calls: the documents, C*'s records,
+    the candidates, the positions and the Calculator's Table-2 counts."""
     records = [r for shard in sorted((run / "shards").glob("[0-9]*[0-9].jsonl")) for r in read_jsonl(shard)]
     stats = json.loads((run / "stats.json").read_text())["Calculator"]
-    return score(docs, records, list(read_jsonl(run / CANDIDATES_FILE)), list(read_jsonl(run / POSITIONS_FILE)),
-                 stats, k)
+    return (list(read_jsonl(corpus)), records, list(read_jsonl(run / CANDIDATES_FILE)),
+            list(read_jsonl(run / POSITIONS_FILE)), stats)
+
+
+def score_run(run: Path, corpus: Path, k: int) -> dict:
+    """score() of a finished run."""
+    return score(*load_run(run, corpus), k)
 
 
 def refiltered_records(docs: list[dict], candidates: list[dict], threshold: float, result_check: str) -> list[dict]:
@@ -89,10 +94,7 @@ def refiltered_records(docs: list[dict], candidates: list[dict], threshold: floa
 def sweep_run(run: Path, corpus: Path, k: int, thresholds: list[float]) -> list[dict]:
     """score() of a finished run's candidates filtered again at each threshold, with and without the
     result check (only with it where the run itself checked: the others were never scored)."""
-    docs = list(read_jsonl(corpus))
-    candidates = list(read_jsonl(run / CANDIDATES_FILE))
-    positions = list(read_jsonl(run / POSITIONS_FILE))
-    stats = json.loads((run / "stats.json").read_text())["Calculator"]
+    docs, _, candidates, positions, stats = load_run(run, corpus)
     checked_in_run = any(c["outcome"] == "result_not_stated" for c in candidates)
     rows = []
     for result_check in ("stated_next",) if checked_in_run else ("none", "stated_next"):
@@ -107,6 +109,25 @@ def sweep_run(run: Path, corpus: Path, k: int, thresholds: list[float]) -> list[
 SWEEP_FIGURES = ("kept_calls", "precision", "result_correctness", "recall", "recall_with_gold_result", "gold_lost_at")
 
 
+def gold_outcome(rank: int | None, k: int, kept: bool, sampled_right: bool) -> str:
+    """Where a gold call was recovered or lost, in stage order."""
+    if kept:
+        return "recovered"
+    if rank is None:
+        return "not_a_candidate_position"
+    if rank > k:
+        return "stage1_rank_above_k"
+    return "stage4_filtered_or_merged_out" if sampled_right else "stage2_no_correct_call_sampled"
+
+
+def position_ranks(text: str, scores: list[list[float]]) -> dict[int, int]:
+    """Each site's best rank among the document's positions by p_i (1 = best)."""
+    ranks: dict[int, int] = {}
+    for rank, (char, _) in enumerate(sorted(scores, key=lambda cp: -cp[1]), 1):
+        ranks.setdefault(site(text, char), rank)
+    return ranks
+
+
 def score(docs: list[dict], records: list[dict], candidates: list[dict], positions: list[dict], stats: dict,
           k: int) -> dict:
     scores = {p["id"]: p["scores"] for p in positions}
@@ -114,61 +135,46 @@ def score(docs: list[dict], records: list[dict], candidates: list[dict], positio
     for c in candidates:
         by_doc_candidates.setdefault(c["id"], []).append(c)
     kept_by_doc = {r["id"]: r["calls"] for r in records}
-    gold_total = kept_total = kept_at_gold = kept_correct = recovered = recovered_correct = 0
+    count = Counter()
     lost = Counter()
-    ranks, examples, best_gains = [], [], []
+    ranks, best_gains = [], []
     for doc in docs:
-        text, gold = doc["text"], doc["gold_calls"]
-        gold_sites = {site(text, g["position"]): g["result"] for g in gold}
+        text = doc["text"]
+        gold_sites = {site(text, g["position"]): g["result"] for g in doc["gold_calls"]}
         kept = [(site(text, c["char_position"]), c) for c in kept_by_doc.get(doc["id"], [])]
-        kept_total += len(kept)
+        kept_sites = dict(kept)
+        count["kept"] += len(kept)
         for s, call in kept:
-            if s in gold_sites:
-                kept_at_gold += 1
-                kept_correct += same_number(call["result"], gold_sites[s])
-        kept_sites = {s: c for s, c in kept}
-        position_rank = {}
-        for rank, (char, _) in enumerate(sorted(scores.get(doc["id"], []), key=lambda cp: -cp[1]), 1):
-            position_rank.setdefault(site(text, char), rank)
+            count["kept_at_gold"] += s in gold_sites
+            count["kept_correct"] += s in gold_sites and same_number(call["result"], gold_sites[s])
+        rank_of = position_ranks(text, scores.get(doc["id"], []))
         for s, result in gold_sites.items():
-            gold_total += 1
-            rank = position_rank.get(s)
-            ranks.append(rank)
+            ranks.append(rank_of.get(s))
             right = [c for c in by_doc_candidates.get(doc["id"], []) if site(text, c["char_position"]) == s
                      and c["parse"] == "ok" and same_number(c["result"], result)]
-            sampled_right = bool(right)
-            gains = [c["gain"] for c in right if c["gain"] is not None]
-            if gains:
-                best_gains.append(max(gains))
-            if s in kept_sites:
-                recovered += 1
-                recovered_correct += same_number(kept_sites[s]["result"], result)
-                lost["recovered"] += 1
-            elif rank is None:
-                lost["not_a_candidate_position"] += 1
-            elif rank > k:
-                lost["stage1_rank_above_k"] += 1
-            elif not sampled_right:
-                lost["stage2_no_correct_call_sampled"] += 1
-            else:
-                lost["stage4_filtered_or_merged_out"] += 1
-        if len(examples) < 12 and doc["id"] in kept_by_doc:
-            examples.append({"id": doc["id"], "annotated": next(r["text"] for r in records if r["id"] == doc["id"])})
-    outcomes = Counter(c["outcome"] for c in candidates)
+            best_gains += [max(c["gain"] for c in right if c["gain"] is not None)] if any(
+                c["gain"] is not None for c in right) else []
+            lost[gold_outcome(ranks[-1], k, s in kept_sites, bool(right))] += 1
+            count["recovered_correct"] += s in kept_sites and same_number(kept_sites[s]["result"], result)
+    gold_total, kept_total = len(ranks), count["kept"]
+
+    def share(n: int, of: int) -> float | None:
+        return n / of if of else None
+
     return {
         "documents": len(docs), "gold_calls": gold_total, "kept_calls": kept_total,
-        "precision": kept_at_gold / kept_total if kept_total else None,
-        "result_correctness": kept_correct / kept_total if kept_total else None,
-        "result_correctness_at_gold": kept_correct / kept_at_gold if kept_at_gold else None,
-        "recall": recovered / gold_total if gold_total else None,
-        "recall_with_gold_result": recovered_correct / gold_total if gold_total else None,
+        "precision": share(count["kept_at_gold"], kept_total),
+        "result_correctness": share(count["kept_correct"], kept_total),
+        "result_correctness_at_gold": share(count["kept_correct"], count["kept_at_gold"]),
+        "recall": share(lost["recovered"], gold_total),
+        "recall_with_gold_result": share(count["recovered_correct"], gold_total),
         "gold_lost_at": dict(lost),
         "gold_rank_within_k": sum(1 for r in ranks if r is not None and r <= k),
         "gold_ranks": ranks,
         "best_gain_of_a_correct_call_at_gold": sorted(best_gains),  # the filter keeps gains ≥ τ_f
         "table2": stats,
-        "candidate_outcomes": dict(outcomes),
-        "examples": examples,
+        "candidate_outcomes": dict(Counter(c["outcome"] for c in candidates)),
+        "examples": [{"id": r["id"], "annotated": r["text"]} for r in records if r["calls"]][:12],
     }
 
 
