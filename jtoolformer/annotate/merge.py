@@ -101,17 +101,19 @@ def insert_calls(text: str, calls: list[KeptCall]) -> str:
 
 
 def choose_calls(candidates: list[KeptCall], text: str) -> tuple[list[KeptCall], list[KeptCall]]:
-    """At most one call per position (the best gain, over all tools), leaks dropped; returns the calls
-    and the leaks."""
+    """At most one call per place (the best gain, over all tools), leaks dropped; returns the calls and
+    the leaks. Positions with only whitespace between them are one place: with digit-by-digit
+    tokenizers both "= |40" and "=| 40" can take a call, and C* would get the same call twice."""
     best: dict[int, KeptCall] = {}
     leaked = []
     for call in candidates:
         if leaks(call.input, text, call.char_position):
             leaked.append(call)
             continue
-        current = best.get(call.char_position)
+        place = len(text) - len(text[call.char_position:].lstrip())
+        current = best.get(place)
         if current is None or call.gain > current.gain:
-            best[call.char_position] = call
+            best[place] = call
     return sorted(best.values(), key=lambda c: c.char_position), leaked
 
 

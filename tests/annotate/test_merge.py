@@ -40,6 +40,17 @@ def test_choose_calls_keeps_best_per_position_and_drops_leaks():
     assert kept == [strong] and leaked == [leak]
 
 
+def test_positions_split_only_by_whitespace_take_one_call():
+    text = "They drew 24 + 16 = 40 pictures and 12 more."
+    before_space, after_space = text.index(" 40"), text.index("40")
+    first = call("Calculator", "24 + 16", "40", before_space, 0.3)
+    second = call("Calculator", "24 + 16", "40", after_space, 0.5)
+    elsewhere = call("Calculator", "40 - 28", "12", text.index(" 12"), 0.1)
+    kept, _ = choose_calls([first, second, elsewhere], text)
+    assert kept == [second, elsewhere]
+    assert insert_calls(text, kept).count("[Calculator(24 + 16)") == 1
+
+
 STATED = "24 + 16 = 40 drawings, and she earned $1,200 in 3.5 weeks"
 
 
