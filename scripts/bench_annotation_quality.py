@@ -31,7 +31,8 @@ from collections import Counter
 from pathlib import Path
 
 from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, POSITIONS_FILE, read_jsonl
-from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls, same_number, states_result
+from jtoolformer.annotate.filter import same_number, states_result
+from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
 from jtoolformer.data.gsm8k import read_problems
 from jtoolformer.lm import DEFAULT_MODEL, load_model

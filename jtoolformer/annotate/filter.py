@@ -10,8 +10,10 @@ through the output projection, vocabulary-chunked (see jtoolformer.losses).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import jax
 import numpy as np
@@ -19,7 +21,7 @@ from jax.sharding import Mesh
 
 from jtoolformer.annotate.call_sites import char_position
 from jtoolformer.annotate.candidates_file import Candidate
-from jtoolformer.annotate.merge import KeptCall, spaced_call, states_result
+from jtoolformer.annotate.merge import KeptCall, spaced_call
 from jtoolformer.annotate.stats import REPORT_THRESHOLDS, AnnotationStats
 from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import output_head, token_logprobs
@@ -31,6 +33,36 @@ from jtoolformer.tools.calls import ToolCall, format_call
 RAW_WEIGHTS = np.maximum(0.0, 1.0 - 0.2 * np.arange(5))
 WEIGHTS = RAW_WEIGHTS / RAW_WEIGHTS.sum()
 SPAN = int(np.count_nonzero(RAW_WEIGHTS))
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_STATED_WITHIN = 20  # characters after the call in which the text must state a numeric result
+
+
+def as_number(text: str) -> Fraction | None:
+    """A plain number ("1,200", "-4.5", " 36 ") as an exact fraction; None for anything else."""
+    text = text.replace(",", "").strip()
+    return Fraction(text) if re.fullmatch(r"-?\d+(?:\.\d+)?", text) else None
+
+
+def same_number(a: str, b: str) -> bool:
+    """Equal as numbers up to 0.01 (results are rounded to 2 decimals); otherwise equal as text."""
+    x, y = as_number(a), as_number(b)
+    if x is None or y is None:
+        return a.strip() == b.strip()
+    return abs(x - y) <= Fraction(1, 100)
+
+
+def states_result(call_input: str, result: str, text: str, char_position: int) -> bool:
+    """The check of `result_check: stated_next`: the call computes something (its result is not its
+    input) and, where the result is a number, the text's first number after the call is that number
+    ("24 + 16 = [Calculator(24 + 16) → 40] 40"). Non-numeric results pass the second test unchecked."""
+    if same_number(call_input, result):
+        return False
+    if as_number(result) is None:
+        return True
+    stated = _NUMBER.search(text, char_position, char_position + _STATED_WITHIN)
+    return stated is not None and same_number(stated.group().rstrip(","), result)
+
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 
 from jtoolformer.annotate.candidates_file import Candidate
 from jtoolformer.annotate.stats import AnnotationStats
 from jtoolformer.tools.calls import ToolCall, format_call
 
 _WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]{3,}", re.UNICODE)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_STATED_WITHIN = 20  # characters after the call in which the text must state a numeric result
 _STOPWORDS = frozenset(
     "the and for are was were who what when where which how why that this with from into does did has have "
     "had not but its his her their them they you your our about after before than then there these those "
@@ -53,32 +50,6 @@ def leaks(call_input: str, text: str, char_position: int) -> bool:
     model copied from the future, which the filter rewards but inference cannot do (§7)."""
     later = content_words(call_input) - content_words(text[:char_position])
     return bool(later & content_words(text[char_position:]))
-
-
-def as_number(text: str) -> Fraction | None:
-    """A plain number ("1,200", "-4.5", " 36 ") as an exact fraction; None for anything else."""
-    text = text.replace(",", "").strip()
-    return Fraction(text) if re.fullmatch(r"-?\d+(?:\.\d+)?", text) else None
-
-
-def same_number(a: str, b: str) -> bool:
-    """Equal as numbers up to 0.01 (results are rounded to 2 decimals); otherwise equal as text."""
-    x, y = as_number(a), as_number(b)
-    if x is None or y is None:
-        return a.strip() == b.strip()
-    return abs(x - y) <= Fraction(1, 100)
-
-
-def states_result(call_input: str, result: str, text: str, char_position: int) -> bool:
-    """The check of `result_check: stated_next`: the call computes something (its result is not its
-    input) and, where the result is a number, the text's first number after the call is that number
-    ("24 + 16 = [Calculator(24 + 16) → 40] 40"). Non-numeric results pass the second test unchecked."""
-    if same_number(call_input, result):
-        return False
-    if as_number(result) is None:
-        return True
-    stated = _NUMBER.search(text, char_position, char_position + _STATED_WITHIN)
-    return stated is not None and same_number(stated.group().rstrip(","), result)
 
 
 def spaced_call(call_text: str, text: str, pos: int) -> str:

@@ -51,7 +51,7 @@ class AnnotateConfig(Checked):
     filter_placement: str = setting("prefix", choices=("prefix", "inline"))
     call_head: str = setting("free", choices=("free", "forced"))  # stage 2: "forced" feeds "Tool(" after the API start
     # stage 4: "none" (the paper) or "stated_next": a call is scored only when it computes something and
-    # the text's next number is its result (merge.states_result)
+    # the text's next number is its result (filter.states_result)
     result_check: str = setting("none", choices=("none", "stated_next"))
     prompts: str = ""  # the user's own few-shot prompts: "calculator=my_prompt.txt,qa=…"
     write_candidates: bool = True  # candidates.jsonl and positions.jsonl beside C* (candidates_file.py)

@@ -1,8 +1,6 @@
 """Merging kept calls into x* and dropping calls that copy from the future (§7)."""
 
-import pytest
-
-from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls, leaks, same_number, states_result
+from jtoolformer.annotate.merge import KeptCall, choose_calls, insert_calls, leaks
 
 TEXT = "Out of 1400 participants, 400 passed the test, that is 29% of them."
 
@@ -50,29 +48,3 @@ def test_positions_split_only_by_whitespace_take_one_call():
     assert kept == [second, elsewhere]
     assert insert_calls(text, kept).count("[Calculator(24 + 16)") == 1
 
-
-STATED = "24 + 16 = 40 drawings, and she earned $1,200 in 3.5 weeks"
-
-
-@pytest.mark.parametrize(
-    ("call_input", "result", "where", "stated"),
-    [
-        ("24 + 16", "40", "= 40", True),  # the text's next number is the result
-        ("24 + 16", "40.001", "= 40", True),  # results are rounded to 2 decimals
-        ("16 - 24", "-8", "= 40", False),  # a wrong result
-        ("40", "40", "= 40", False),  # computes nothing
-        ("0.10", "0.1", "= 40", False),  # computes nothing, written differently
-        ("1000 + 200", "1200", "$1,200", True),  # thousands separators
-        ("7 / 2", "3.5", "3.5 weeks", True),
-        ("24 + 16", "40", "24 + 16", False),  # the next number is 24
-        ("3 * 2", "1200", "drawings", False),  # the next number is more than 20 characters away
-        ("Paris", "capital of France", "= 40", True),  # non-numeric results are not checked
-    ],
-)
-def test_states_result_needs_the_next_number_to_be_the_result(call_input, result, where, stated):
-    assert states_result(call_input, result, STATED, STATED.index(where) + (2 if where.startswith("=") else 0)) is stated
-
-
-def test_same_number_compares_values_not_spelling():
-    assert same_number("1,200", "1200.00") and same_number("-4.5", " -4.50 ")
-    assert not same_number("12", "21") and not same_number("12", "twelve")

@@ -8,7 +8,9 @@ import transformers
 
 from jtoolformer import load_model
 from jtoolformer.annotate import weighted_losses
-from jtoolformer.annotate.filter import WEIGHTS, Scorer, ScoreRequest, hidden_program, losses_program
+from jtoolformer.annotate.filter import (
+    WEIGHTS, Scorer, ScoreRequest, hidden_program, losses_program, same_number, states_result,
+)
 from jtoolformer.checkpoints.hf import save_hf
 from jtoolformer.sharding import make_mesh
 
@@ -110,3 +112,30 @@ def test_scorers_of_one_model_config_share_programs_and_score_their_own_params(m
     assert (hidden_program._cache_size(), losses_program._cache_size()) == compiled
     assert not np.allclose(first, second, atol=1e-3)
     np.testing.assert_allclose(weighted_losses(lm, x, 4, prefixes), first, atol=1e-6)
+
+
+STATED = "24 + 16 = 40 drawings, and she earned $1,200 in 3.5 weeks"
+
+
+@pytest.mark.parametrize(
+    ("call_input", "result", "where", "stated"),
+    [
+        ("24 + 16", "40", "= 40", True),  # the text's next number is the result
+        ("24 + 16", "40.001", "= 40", True),  # results are rounded to 2 decimals
+        ("16 - 24", "-8", "= 40", False),  # a wrong result
+        ("40", "40", "= 40", False),  # computes nothing
+        ("0.10", "0.1", "= 40", False),  # computes nothing, written differently
+        ("1000 + 200", "1200", "$1,200", True),  # thousands separators
+        ("7 / 2", "3.5", "3.5 weeks", True),
+        ("24 + 16", "40", "24 + 16", False),  # the next number is 24
+        ("3 * 2", "1200", "drawings", False),  # the next number is more than 20 characters away
+        ("Paris", "capital of France", "= 40", True),  # non-numeric results are not checked
+    ],
+)
+def test_states_result_needs_the_next_number_to_be_the_result(call_input, result, where, stated):
+    assert states_result(call_input, result, STATED, STATED.index(where) + (2 if where.startswith("=") else 0)) is stated
+
+
+def test_same_number_compares_values_not_spelling():
+    assert same_number("1,200", "1200.00") and same_number("-4.5", " -4.50 ") and same_number("0.33", "0.333")
+    assert not same_number("12", "21") and not same_number("12", "twelve")
