@@ -177,6 +177,21 @@ def write_results(payload: Mapping[str, Any], json_path: Path) -> None:
     write_chart(payload["evaluation"], json_path.with_suffix(".png"), title)
 
 
+def evaluate_models(args: argparse.Namespace, models: Mapping[str, str], stages: dict[str, dict]) -> dict[str, Any]:
+    """ASDiv with each model under each mode, one resumable stage per model; their figures by model."""
+    data_dir = eval_data_dir(args.asdiv, args.out)
+    evaluation = {}
+    for name, model in models.items():
+        eval_out = args.out / "eval" / name
+        eval_args = ["--model", model, f"--mesh={args.mesh}", "--tasks", "asdiv", "--data-dir", str(data_dir),
+                     "--out", str(eval_out), "--limit", str(args.asdiv_limit), "--modes", ",".join(MODES),
+                     "--batch-size", str(args.eval_batch)]
+        stages[f"eval {name}"] = run_stage(args.out, f"eval_{name}", {"args": eval_args, "asdiv": args.asdiv},
+                                           lambda a=eval_args: jtoolformer("eval", *a))
+        evaluation[name] = eval_figures(eval_out / "results.json")
+    return evaluation
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -208,16 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"[train] C* is empty (no call kept; see {out / 'annotate' / 'stats.json'}): nothing to fine-tune "
               "on, only the base model is evaluated", flush=True)
 
-    data_dir = eval_data_dir(args.asdiv, out)
-    evaluation = {}
-    for name, model in models.items():
-        eval_out = out / "eval" / name
-        eval_args = ["--model", model, f"--mesh={args.mesh}", "--tasks", "asdiv", "--data-dir", str(data_dir),
-                     "--out", str(eval_out), "--limit", str(args.asdiv_limit), "--modes", ",".join(MODES),
-                     "--batch-size", str(args.eval_batch)]
-        stages[f"eval {name}"] = run_stage(out, f"eval_{name}", {"args": eval_args, "asdiv": args.asdiv},
-                                           lambda a=eval_args: jtoolformer("eval", *a))
-        evaluation[name] = eval_figures(eval_out / "results.json")
+    evaluation = evaluate_models(args, models, stages)
 
     payload = {
         "settings": {
