@@ -110,16 +110,18 @@ def _within(value: Fraction | None) -> Fraction | None:
 
 def _expressions(leaves, depth: int = 3):
     """(expression text, exact value or None where the calculator must refuse: a division by zero,
-    or a number or intermediate result beyond MAX_MAGNITUDE), built without Python evaluation."""
+    a number or intermediate result beyond MAX_MAGNITUDE, or a text over MAX_EXPRESSION_CHARS), built
+    without Python evaluation."""
     if depth == 0:
         return leaves
 
     def combine(parts):
         (left, a), op, (right, b) = parts
-        if a is None or b is None or (op == "/" and b == 0):
-            return f"({left} {op} {right})", None
+        text = f"({left} {op} {right})"
+        if a is None or b is None or (op == "/" and b == 0) or len(text) > MAX_EXPRESSION_CHARS:
+            return text, None
         value = {"+": a + b, "-": a - b, "*": a * b}[op] if op != "/" else a / b
-        return f"({left} {op} {right})", _within(value)
+        return text, _within(value)
 
     sub = _expressions(leaves, depth - 1)
     return st.one_of(leaves, st.tuples(sub, st.sampled_from("+-*/"), sub).map(combine))
