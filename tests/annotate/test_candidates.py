@@ -36,6 +36,16 @@ def allowing(docs, where=lambda k, i: True):
     """The documents with calls allowed at the positions i of document k where `where(k, i)`."""
     return [dataclasses.replace(d, allowed=tuple(i for i in range(len(d.x)) if where(k, i))) for k, d in enumerate(docs)]
 
+def sampled_positions(tokenizer, *, seed, max_call_tokens, temperature, top_k, texts):
+    """A sampler over a tiny LM with p(API) left as it is, its prepared documents, and stage 1's kept
+    positions and state for them (every position allowed, τ_s below any p_i)."""
+    sampler = CandidateSampler(tiny_lm(tokenizer, api_bias=0.0, seed=seed), PROMPT,
+                               max_call_tokens=max_call_tokens, sampling=Sampling(temperature=temperature))
+    docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
+    _, kept, state = sampler.positions(allowing(docs), threshold=-1.0, top_k=top_k)
+    return sampler, docs, kept, state
+
+
 
 def test_api_tokens_found_from_the_tokenizer(tokenizer):
     starts = api_start_ids(tokenizer)
@@ -121,12 +131,11 @@ def test_a_row_budget_splits_decoding_without_changing_any_sampled_call(tokenize
 
 
 def test_rows_going_on_alone_after_the_others_stop_sample_what_they_would_in_the_full_batch(tokenizer):
-    lm = tiny_lm(tokenizer, api_bias=0.0, seed=2)
-    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=9, sampling=Sampling(temperature=0.0))
-    texts = ["Out of 1400 participants, 400 passed.", "Paris is the capital of France.",
-             "The school ordered 18 boxes, 180 pencils."]
-    docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    _, kept, state = sampler.positions(allowing(docs), threshold=-1.0, top_k=4)
+    sampler, docs, kept, state = sampled_positions(
+        tokenizer, seed=2, max_call_tokens=9, temperature=0.0, top_k=4,
+        texts=["Out of 1400 participants, 400 passed.", "Paris is the capital of France.",
+               "The school ordered 18 boxes, 180 pencils."])
+    lm = sampler.lm
     keys = [jax.random.key(0)] * 3
     sampler.stop_ids = np.array([-1], np.int32)
     decode_rows, written = sampler._decode_rows, []
@@ -201,12 +210,10 @@ def test_a_token_budget_runs_stage_1_a_few_rows_at_a_time_with_the_same_position
 def test_a_prefix_budget_decodes_fewer_documents_at_a_time_with_the_same_calls(tokenizer):
     """Each document's rows hold the few-shot head and its tail: a budget on those tokens decodes one
     document at a time here, and every call stays what the batch of all three gave."""
-    lm = tiny_lm(tokenizer, api_bias=0.0, seed=3)
-    sampler = CandidateSampler(lm, PROMPT, max_call_tokens=5, sampling=Sampling(temperature=1.0))
-    texts = ["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils.",
-             "Paris is the capital of France."]
-    docs = [sampler.prepare(tokenizer.encode(t), t) for t in texts]
-    _, kept, state = sampler.positions(allowing(docs), threshold=-1.0, top_k=2)
+    sampler, docs, kept, state = sampled_positions(
+        tokenizer, seed=3, max_call_tokens=5, temperature=1.0, top_k=2,
+        texts=["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils.",
+               "Paris is the capital of France."])
     keys = [jax.random.key(n) for n in range(3)]
     batches, sample_groups = [], sampler._sample_groups
     sampler._sample_groups = lambda docs, groups, *a: batches.append(len(groups)) or sample_groups(docs, groups, *a)
