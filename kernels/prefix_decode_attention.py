@@ -2,7 +2,8 @@
 
 The B rows form G equal consecutive groups; group g's rows all continue prefix g (keys [G, K, D, P],
 values [G, K, P, D], each row seeing the prefix slots its mask allows), then each row has its own
-suffix KV (keys [B, K, D, S], values [B, K, S, D]: the KV cache's layout). Flash-decoding: the prefix
+suffix KV (keys [B, K, D, S], values [B, K, S, D]: the KV cache's layout). An optional shared prefix
+(keys [1, K, D, P0]), seen whole by every row, comes before the grouped one. Flash-decoding: the prefix
 and the suffix are cut into blocks of slots, each (group or row, KV head, block) one independent grid
 program that returns its unnormalised output with its running max and sum; the partial results, prefix
 and suffix alike, are merged by log-sum-exp in XLA. A group's R rows × H/K query heads read their
@@ -27,9 +28,11 @@ BLOCK = 128  # slots per grid program
 QUERY_ROWS = {"tpu": 1, "gpu": 16}  # query rows are padded to a multiple of this
 
 
-def prefix_decode_attention_reference(q, k, v, mask, prefix_k=None, prefix_v=None, prefix_mask=None):
+def prefix_decode_attention_reference(q, k, v, mask, prefix_k=None, prefix_v=None, prefix_mask=None,
+                                      shared_k=None, shared_v=None):
     """q [B, H, D], k [B, K, D, S], v [B, K, S, D], mask [B, S]; prefix_k [G, K, D, P], prefix_v
-    [G, K, P, D], prefix_mask [B, P] → [B, H, D]: every row's prefix copied in front of its slots."""
+    [G, K, P, D], prefix_mask [B, P]; shared_k [1, K, D, P0], shared_v [1, K, P0, D] → [B, H, D]: every
+    row's prefixes copied in front of its slots."""
     b, h, d = q.shape
     kv = k.shape[1]
     if prefix_k is not None:
@@ -37,6 +40,10 @@ def prefix_decode_attention_reference(q, k, v, mask, prefix_k=None, prefix_v=Non
         k = jnp.concatenate([prefix_k[group], k], axis=3)
         v = jnp.concatenate([prefix_v[group], v], axis=2)
         mask = jnp.concatenate([prefix_mask, mask], axis=1)
+    if shared_k is not None:
+        k = jnp.concatenate([jnp.broadcast_to(shared_k, (b, *shared_k.shape[1:])), k], axis=3)
+        v = jnp.concatenate([jnp.broadcast_to(shared_v, (b, *shared_v.shape[1:])), v], axis=2)
+        mask = jnp.concatenate([jnp.ones((b, shared_k.shape[-1]), bool), mask], axis=1)
     qg = q.reshape(b, kv, h // kv, d)
     scores = jnp.einsum("bkgd,bkds->bkgs", qg, k, preferred_element_type=F32) / math.sqrt(d)
     probs = jax.nn.softmax(jnp.where(mask[:, None, None], scores, -jnp.inf), axis=-1)
@@ -90,56 +97,62 @@ def _pad_rows(x, axis: int, multiple: int):
     return jnp.pad(x, pad)
 
 
-def prefix_decode_attention(q, k, v, mask, prefix_k=None, prefix_v=None, prefix_mask=None, *,
-                            backend: str = "tpu", interpret: bool = False):
+def prefix_decode_attention(q, k, v, mask, prefix_k=None, prefix_v=None, prefix_mask=None, shared_k=None,
+                            shared_v=None, *, backend: str = "tpu", interpret: bool = False):
     """As prefix_decode_attention_reference, by the kernel. backend "tpu" or "gpu" picks the tiles;
     interpret=True runs it on any backend (the CPU's only way). A row that sees no slot at all gets 0.
     Decoding is never differentiated in the recipe; the gradient, for completeness, is the reference's."""
-    return _attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, (backend, interpret))
+    return _attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, shared_k, shared_v, (backend, interpret))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
-def _attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, setting):
-    return _kernel_attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, *setting)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(9,))
+def _attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, shared_k, shared_v, setting):
+    return _kernel_attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, shared_k, shared_v, *setting)
 
 
-def _attention_fwd(q, k, v, mask, prefix_k, prefix_v, prefix_mask, setting):
-    args = (q, k, v, mask, prefix_k, prefix_v, prefix_mask)
+def _attention_fwd(q, k, v, mask, prefix_k, prefix_v, prefix_mask, shared_k, shared_v, setting):
+    args = (q, k, v, mask, prefix_k, prefix_v, prefix_mask, shared_k, shared_v)
     return _attention(*args, setting), args
 
 
 def _attention_bwd(setting, args, g):
-    q, k, v, mask, prefix_k, prefix_v, prefix_mask = args
-    _, vjp = jax.vjp(lambda q, k, v, pk, pv: prefix_decode_attention_reference(q, k, v, mask, pk, pv, prefix_mask),
-                     q, k, v, prefix_k, prefix_v)
-    dq, dk, dv, dpk, dpv = vjp(g)
-    return dq, dk, dv, None, dpk, dpv, None
+    q, k, v, mask, prefix_k, prefix_v, prefix_mask, shared_k, shared_v = args
+    _, vjp = jax.vjp(lambda q, k, v, pk, pv, sk, sv: prefix_decode_attention_reference(
+        q, k, v, mask, pk, pv, prefix_mask, sk, sv), q, k, v, prefix_k, prefix_v, shared_k, shared_v)
+    dq, dk, dv, dpk, dpv, dsk, dsv = vjp(g)
+    return dq, dk, dv, None, dpk, dpv, None, dsk, dsv
 
 
 _attention.defvjp(_attention_fwd, _attention_bwd)
 
 
-def _kernel_attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, backend: str, interpret: bool):
+def _kernel_attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, shared_k, shared_v, backend: str,
+                      interpret: bool):
     b, h, d = q.shape
     kv = k.shape[1]
     per_kv = h // kv
     multiple = QUERY_ROWS[backend]
     call = functools.partial(_partials, scale=1 / math.sqrt(d), backend=backend, interpret=interpret)
     o, m, l = call(_pad_rows(q.reshape(b, kv, per_kv, d), 2, multiple), k, v, mask[:, None, :])
-    o, m, l = (x[:, :, :, :per_kv] for x in (o, m, l))  # [n, B, K, per_kv, ·]
-    if prefix_k is not None:
-        g = prefix_k.shape[0]
+    parts = [tuple(x[:, :, :, :per_kv] for x in (o, m, l))]  # each [n, B, K, per_kv, ·]
+    levels = [(prefix_k, prefix_v, prefix_mask)]
+    if shared_k is not None:
+        levels.append((shared_k, shared_v, jnp.ones((b, shared_k.shape[-1]), bool)))
+    for pk, pv, pm in levels:
+        if pk is None:
+            continue
+        g = pk.shape[0]
         r = b // g
         # group g's queries, row-major then head: [G, K, R·per_kv, D], each with its row's prefix mask
         qp = q.reshape(g, r, kv, per_kv, d).transpose(0, 2, 1, 3, 4).reshape(g, kv, r * per_kv, d)
-        mp = jnp.repeat(prefix_mask.reshape(g, r, -1), per_kv, axis=1)
-        parts = call(_pad_rows(qp, 2, multiple), prefix_k, prefix_v, _pad_rows(mp, 1, multiple))
+        mp = jnp.repeat(pm.reshape(g, r, -1), per_kv, axis=1)
 
-        def rows_first(x):  # [n, G, K, R·per_kv (+pad), w] → [n, B, K, per_kv, w]
+        def rows_first(x, g=g, r=r):  # [n, G, K, R·per_kv (+pad), w] → [n, B, K, per_kv, w]
             x = x[:, :, :, : r * per_kv].reshape(x.shape[0], g, kv, r, per_kv, x.shape[-1])
             return x.transpose(0, 1, 3, 2, 4, 5).reshape(x.shape[0], b, kv, per_kv, x.shape[-1])
 
-        o, m, l = (jnp.concatenate([rows_first(p), s], axis=0) for p, s in zip(parts, (o, m, l)))
+        parts.append(tuple(map(rows_first, call(_pad_rows(qp, 2, multiple), pk, pv, _pad_rows(mp, 1, multiple)))))
+    o, m, l = (jnp.concatenate(x, axis=0) for x in zip(*parts))
     top = m.max(axis=0)
     weight = jnp.exp(m - jnp.where(top == -jnp.inf, 0.0, top))
     total = (weight * l).sum(axis=0)
@@ -149,18 +162,19 @@ def _kernel_attention(q, k, v, mask, prefix_k, prefix_v, prefix_mask, backend: s
 
 def self_check(backend: str, head_dim: int = 64, dtype: str = "float32", per_kv: int = 2,
                interpret: bool = False) -> None:
-    """Raises unless a small instance (two groups, an odd prefix, ragged suffixes) at the caller's head
+    """Raises unless a small instance (a shared prefix, two groups, an odd prefix, ragged suffixes) at the caller's head
     size, dtype and query heads per KV head matches the reference on this backend within bf16 accuracy."""
-    keys = jax.random.split(jax.random.key(0), 5)
+    keys = jax.random.split(jax.random.key(0), 7)
     normal = lambda key, shape: jax.random.normal(key, shape, dtype)  # noqa: E731
     q, k, v = (normal(keys[0], (4, 2 * per_kv, head_dim)), normal(keys[1], (4, 2, head_dim, 24)),
                normal(keys[2], (4, 2, 24, head_dim)))
     pk, pv = normal(keys[3], (2, 2, head_dim, 200)), normal(keys[4], (2, 2, 200, head_dim))
+    sk, sv = normal(keys[5], (1, 2, head_dim, 37)), normal(keys[6], (1, 2, 37, head_dim))
     mask = jnp.arange(24)[None] < jnp.array([[3], [24], [10], [1]])
     pm = jnp.arange(200)[None] < jnp.array([[200], [150], [7], [199]])
     got = jax.jit(functools.partial(prefix_decode_attention, backend=backend, interpret=interpret))(
-        q, k, v, mask, pk, pv, pm)
-    ref = prefix_decode_attention_reference(q, k, v, mask, pk, pv, pm).astype(F32)
+        q, k, v, mask, pk, pv, pm, sk, sv)
+    ref = prefix_decode_attention_reference(q, k, v, mask, pk, pv, pm, sk, sv).astype(F32)
     error = float(jnp.abs(got.astype(F32) - ref).max())
     if not error <= 2e-2 * max(1.0, float(jnp.abs(ref).max())):
         raise AssertionError(f"prefix_decode_attention is off its reference by {error:.3g}")

@@ -137,22 +137,28 @@ class CandidateSampler:
 
     def _tails_impl(self, params, head: KVCache, tails, valid, *, chunk: int | None = None):
         """Stage 1 over rows [B, W], `chunk` rows at a time one after another (all at once for None): its
-        temporaries (scores over the head, vocabulary tiles) follow the chunk, not B."""
-        n = tails.shape[0]
+        temporaries (scores over the head, vocabulary tiles) follow the chunk, not B, and each chunk's
+        keys and values are written in place into one cache of all B rows."""
+        n, width = tails.shape
         if chunk is None or chunk == n:
             return self._tails_rows(params, head, tails, valid)
+        layer_axis = 1 if self.lm.config.layers_scanned else 0  # stacked layers come first
 
-        def split(x):
-            return x.reshape(n // chunk, chunk, *x.shape[1:])
+        def chunk_rows(c, acc):
+            at = c * chunk
+            cache, p_api, best = acc
+            new, p, b = self._tails_rows(params, head, *(jax.lax.dynamic_slice_in_dim(x, at, chunk) for x in (tails, valid)))
 
-        def join(x, axis=0):  # [n // chunk, …, chunk at axis + 1, …] → [… n at axis …]
-            x = jnp.moveaxis(x, 0, axis)
-            return x.reshape(*x.shape[:axis], n, *x.shape[axis + 2:])
+            def put(whole, part, axis=0):
+                return jax.lax.dynamic_update_slice_in_dim(whole, part.astype(whole.dtype), at, axis)
 
-        cache, p_api, best = jax.lax.map(lambda a: self._tails_rows(params, head, *a), (split(tails), split(valid)))
-        kv = partial(join, axis=1 if self.lm.config.layers_scanned else 0)  # stacked layers come first
-        return (cache.replace(k=jax.tree.map(kv, cache.k), v=jax.tree.map(kv, cache.v), valid=join(cache.valid),
-                              index=cache.index[0]), join(p_api), join(best))
+            kv = partial(put, axis=layer_axis)
+            return (cache.replace(k=jax.tree.map(kv, cache.k, new.k), v=jax.tree.map(kv, cache.v, new.v),
+                                  valid=put(cache.valid, new.valid), index=new.index), put(p_api, p), put(best, b))
+
+        init = (KVCache.zeros(self.lm.config, n, width), jnp.zeros((n, width), jnp.float32),
+                jnp.zeros((n, width), jnp.int32))
+        return jax.lax.fori_loop(0, n // chunk, chunk_rows, init)
 
     def _tails_rows(self, params, head: KVCache, tails, valid):
         lm = self.lm
@@ -199,23 +205,17 @@ class CandidateSampler:
     # --- stage 2 -------------------------------------------------------------------------------
     def _start_impl(self, params, head: KVCache, tails: KVCache, group_doc, cut, position, start_token, *,
                     n_steps) -> CallDecodeState:
-        """Rows [n·J]: J per document group; row r continues document group_doc[r // J] up to tail
-        column cut[r] (exclusive) and holds only its own call tokens in its cache. Feeds each row's
-        API-start token and the forced call head; returns the decoding state."""
+        """Rows [n·J]: J per document group; row r continues the few-shot head (kept once for all rows),
+        then document group_doc[r // J] up to tail column cut[r] (exclusive), and holds only its own
+        call tokens in its cache. Feeds each row's API-start token and the forced call head; returns
+        the decoding state."""
         lm = self.lm
         rows, groups = cut.shape[0], group_doc.shape[0]
         docs = tails.take_rows(group_doc)
-
-        def join(head_part, doc_part, axis):  # the head broadcast to every group, then the group's tail
-            shape = doc_part.shape[:axis] + head_part.shape[axis:axis + 1] + doc_part.shape[axis + 1:]
-            return jnp.concatenate([jnp.broadcast_to(head_part, shape), doc_part], axis=axis)
-
         seen = docs.valid[jnp.arange(rows) // (rows // groups)] & (jnp.arange(tails.length)[None] < cut[:, None])
         forced = jnp.concatenate([start_token[:, None], jnp.broadcast_to(self.call_head, (rows, len(self.call_head)))], 1)
         cache = KVCache.zeros(lm.config, rows, n_steps + forced.shape[1]).replace(
-            prefix_k=jax.tree.map(lambda h, d: join(h, d, d.ndim - 1), head.k, docs.k),
-            prefix_v=jax.tree.map(lambda h, d: join(h, d, d.ndim - 2), head.v, docs.v),
-            prefix_valid=jnp.concatenate([jnp.ones((rows, len(self.head)), bool), seen], axis=1))
+            shared_k=head.k, shared_v=head.v, prefix_k=docs.k, prefix_v=docs.v, prefix_valid=seen)
         logits, cache = self._forward(params, cache, forced, position[:, None] + jnp.arange(forced.shape[1]))
         return CallDecodeState(jnp.int32(0), cache, logits, jnp.full((rows, n_steps), -1, jnp.int32))
 
@@ -258,7 +258,7 @@ class CandidateSampler:
                      doc_keys: list[jax.Array], max_rows: int = 256, max_prefix_tokens: int = 8192) -> list[SampledCall]:
         """m calls at every kept position, decoded at most `max_rows` rows at a time (rows grouped by
         document; a document with more calls than that is split over several groups) and with at most
-        `max_prefix_tokens` of prefixes (each group holds the few-shot head and its document's tail).
+        `max_prefix_tokens` of prefixes (the few-shot head, kept once, and each group's document tail).
         Once few rows of a batch still write, those go on alone in a smaller batch. Each (document,
         position, sample) has its own random key, so results do not depend on how rows are batched."""
         if not kept:
@@ -266,15 +266,16 @@ class CandidateSampler:
         by_doc: dict[int, list[tuple[Position, int]]] = {}
         for pos in kept:
             by_doc.setdefault(pos.doc, []).extend((pos, s) for s in range(m))
-        per_group = min(max(len(jobs) for jobs in by_doc.values()), max_rows)
+        # row and group counts take few sizes: each new one compiles the decoding step again
+        per_group = min(geometric_bucket(max(len(jobs) for jobs in by_doc.values())), max_rows)
         groups = [(d, jobs[s : s + per_group]) for d, jobs in by_doc.items() for s in range(0, len(jobs), per_group)]
-        prefix = len(self.head) + prefixes.width
+        budget = max(max_prefix_tokens - len(self.head), prefixes.width)  # for the groups' tails
 
         def padded(n: int) -> int:
             return padded_rows(n, self.lm.mesh)
 
-        fit = max(1, min(max_rows // per_group, max_prefix_tokens // prefix))
-        while fit > 1 and (padded(fit) * per_group > max_rows or padded(fit) * prefix > max_prefix_tokens):
+        fit = max(1, min(max_rows // per_group, budget // prefixes.width))
+        while fit > 1 and (padded(fit) * per_group > max_rows or padded(fit) * prefixes.width > budget):
             fit -= 1
         out: list[SampledCall] = []
         for s in range(0, len(groups), fit):

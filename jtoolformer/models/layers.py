@@ -67,7 +67,8 @@ def apply_rotary(x: jax.Array, sin: jax.Array, cos: jax.Array, *, interleaved: b
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
-              prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None) -> jax.Array:
+              prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None,
+              shared_k: jax.Array | None = None, shared_v: jax.Array | None = None) -> jax.Array:
     """Softmax attention with grouped KV heads. q [B,T,H,D], k [B,K,D,S], v [B,K,S,D] → [B,T,H·D].
 
     k and v are laid out as the KV cache stores them: both products then contract the right operand's
@@ -75,44 +76,48 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
     transposed forms. An optional prefix (keys [G,K,D,P], values [G,K,P,D]) comes before every row's
     slots: the B rows form G equal consecutive groups and each group's queries attend to its own prefix
     in one matmul, so a prefix is read once per group instead of once per row (G = 1: one prefix shared
-    by all rows). mask is [B,T,S], or [B,T,P+S] with a prefix. Scores and softmax are float32 whatever
-    the compute dtype.
+    by all rows). An optional shared prefix (keys [1,K,D,P0], values [1,K,P0,D]), seen whole by every
+    row, comes before that: e.g. a few-shot head that every group's document continues, kept once.
+    mask is [B,T,S], or [B,T,P0+P+S] with prefixes. Scores and softmax are float32 whatever the
+    compute dtype.
     """
     b, t, h, d = q.shape
     kv_heads, s = k.shape[1], k.shape[3]
     g = h // kv_heads
     q = q.reshape(b, t, kv_heads, g, d).transpose(0, 2, 3, 1, 4)  # [B, K, G, T, D]
     per_row = ((0, 1), (0, 1))
-    scores = jax.lax.dot_general(q.reshape(b, kv_heads, g * t, d), k, (((3,), (2,)), per_row),
-                                 preferred_element_type=F32).reshape(b, kv_heads, g, t, s)
-    if prefix_k is not None:
-        n = prefix_k.shape[0]
+    levels = [(pk, pv) for pk, pv in ((shared_k, shared_v), (prefix_k, prefix_v)) if pk is not None]
 
-        def groups_first(x: jax.Array) -> jax.Array:  # [B, K, G, T, m] → [n, K, (B/n)·G·T, m]
-            x = x.reshape(n, b // n, kv_heads, g, t, x.shape[-1]).transpose(0, 2, 1, 3, 4, 5)
-            return x.reshape(n, kv_heads, (b // n) * g * t, x.shape[-1])
+    def groups_first(x: jax.Array, n: int) -> jax.Array:  # [B, K, G, T, m] → [n, K, (B/n)·G·T, m]
+        x = x.reshape(n, b // n, kv_heads, g, t, x.shape[-1]).transpose(0, 2, 1, 3, 4, 5)
+        return x.reshape(n, kv_heads, (b // n) * g * t, x.shape[-1])
 
-        def rows_first(x: jax.Array) -> jax.Array:  # [n, K, (B/n)·G·T, m] → [B, K, G, T, m]
-            x = x.reshape(n, kv_heads, b // n, g, t, x.shape[-1]).transpose(0, 2, 1, 3, 4, 5)
-            return x.reshape(b, kv_heads, g, t, x.shape[-1])
+    def rows_first(x: jax.Array, n: int) -> jax.Array:  # [n, K, (B/n)·G·T, m] → [B, K, G, T, m]
+        x = x.reshape(n, kv_heads, b // n, g, t, x.shape[-1]).transpose(0, 2, 1, 3, 4, 5)
+        return x.reshape(b, kv_heads, g, t, x.shape[-1])
 
-        prefix_scores = jax.lax.dot_general(groups_first(q), prefix_k, (((3,), (2,)), per_row),
-                                            preferred_element_type=F32)
-        scores = jnp.concatenate([rows_first(prefix_scores), scores], axis=-1)
-    scores = jnp.where(mask[:, None, None], scores / math.sqrt(d), jnp.finfo(F32).min)
+    scores = [rows_first(jax.lax.dot_general(groups_first(q, pk.shape[0]), pk, (((3,), (2,)), per_row),
+                                             preferred_element_type=F32), pk.shape[0]) for pk, _ in levels]
+    scores.append(jax.lax.dot_general(q.reshape(b, kv_heads, g * t, d), k, (((3,), (2,)), per_row),
+                                      preferred_element_type=F32).reshape(b, kv_heads, g, t, s))
+    scores = jnp.where(mask[:, None, None], jnp.concatenate(scores, axis=-1) / math.sqrt(d), jnp.finfo(F32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     out = jax.lax.dot_general(probs[..., -s:].reshape(b, kv_heads, g * t, s), v, (((3,), (2,)), per_row),
                               preferred_element_type=F32).reshape(b, kv_heads, g, t, d)
-    if prefix_k is not None:
-        prefix_out = jax.lax.dot_general(groups_first(probs[..., :-s]), prefix_v, (((3,), (2,)), per_row),
-                                         preferred_element_type=F32)
-        out = out + rows_first(prefix_out)
+    at = 0
+    for pk, pv in levels:
+        n, length = pk.shape[0], pk.shape[-1]
+        out = out + rows_first(jax.lax.dot_general(groups_first(probs[..., at : at + length], n), pv,
+                                                   (((3,), (2,)), per_row), preferred_element_type=F32), n)
+        at += length
     return out.astype(v.dtype).transpose(0, 3, 1, 2, 4).reshape(b, t, h * d)
 
 
-def _decode_specs(mesh: Mesh, rows: int, kv_heads: int, groups: int | None) -> tuple[PartitionSpec, ...] | None:
+def _decode_specs(mesh: Mesh, rows: int, kv_heads: int, groups: int | None,
+                  shared: bool) -> tuple[PartitionSpec, ...] | None:
     """shard_map specs of decode_attention's arguments: rows (and prefix groups with them) over the
-    batch axes, KV heads over the tensor axis, each where it divides; None when nothing is split."""
+    batch axes, KV heads over the tensor axis, each where it divides (a shared prefix on every
+    device that takes rows); None when nothing is split."""
     batch = tuple(a for a in ("data", "fsdp") if mesh.shape[a] > 1)
     split_rows = batch and rows % math.prod(mesh.shape[a] for a in batch) == 0
     if groups is not None and groups > 1 and split_rows:
@@ -123,22 +128,34 @@ def _decode_specs(mesh: Mesh, rows: int, kv_heads: int, groups: int | None) -> t
         return None
     g = r if groups is not None and groups > 1 else None
     specs = (PartitionSpec(r, h), PartitionSpec(r, h), PartitionSpec(r, h), PartitionSpec(r))
-    return specs + ((PartitionSpec(g, h), PartitionSpec(g, h), PartitionSpec(r)) if groups is not None else ())
+    if groups is not None:
+        specs += (PartitionSpec(g, h), PartitionSpec(g, h), PartitionSpec(r))
+    return specs + ((PartitionSpec(None, h), PartitionSpec(None, h)) if shared else ())
 
 
 def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
-                     prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None) -> jax.Array:
-    """attention() for one new token per row (T = 1, mask [B, 1, P + S]) by the Pallas kernel of
+                     prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None,
+                     shared_k: jax.Array | None = None, shared_v: jax.Array | None = None) -> jax.Array:
+    """attention() for one new token per row (T = 1, mask [B, 1, P0 + P + S]) by the Pallas kernel of
     jtoolformer.kernels.prefix_decode_attention; under a mesh each device takes its rows and KV heads."""
     b, _, h, d = q.shape
-    p = 0 if prefix_k is None else prefix_k.shape[-1]
+    p0 = 0 if shared_k is None else shared_k.shape[-1]
+    p = p0 + (0 if prefix_k is None else prefix_k.shape[-1])
     backend, interpret = kernel_backend()
-    fn = functools.partial(prefix_decode_attention, backend=backend, interpret=interpret)
     args = (q[:, 0], k, v, mask[:, 0, p:])
     if prefix_k is not None:
-        args += (prefix_k, prefix_v, mask[:, 0, :p])
+        args += (prefix_k, prefix_v, mask[:, 0, p0:p])
+    if shared_k is not None:
+        args += (shared_k, shared_v)
+
+    def fn(q, k, v, mask, *prefixes):
+        grouped = prefixes[:3] if prefix_k is not None else (None, None, None)
+        shared = prefixes[-2:] if shared_k is not None else (None, None)
+        return prefix_decode_attention(q, k, v, mask, *grouped, *shared, backend=backend, interpret=interpret)
+
     mesh = active_mesh()
-    specs = None if mesh is None else _decode_specs(mesh, b, k.shape[1], None if prefix_k is None else prefix_k.shape[0])
+    specs = None if mesh is None else _decode_specs(mesh, b, k.shape[1], None if prefix_k is None else prefix_k.shape[0],
+                                                    shared_k is not None)
     if specs is not None:
         fn = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=specs[0], check_vma=False)
     return fn(*args).reshape(b, 1, h * d)
@@ -177,6 +194,7 @@ def self_attention(
     mask: jax.Array, sin: jax.Array, cos: jax.Array, cache_index: jax.Array,
     k_cache: jax.Array | None, v_cache: jax.Array | None,
     prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None,
+    shared_k: jax.Array | None = None, shared_v: jax.Array | None = None,
 ) -> tuple[jax.Array, tuple[jax.Array | None, jax.Array | None]]:
     """The attention half of a block: projections, rotary, cache write, attention, output projection."""
     q, k, v = project_qkv(x, cfg, use_bias=use_bias, sin=sin, cos=cos, interleaved=interleaved)
@@ -185,9 +203,9 @@ def self_attention(
     key = (cfg.head_dim, v_all.dtype.name, cfg.n_heads // cfg.n_kv_heads)
     decode_step = k_cache is not None and q.shape[1] == 1
     if decode_step and resolve_impl(cfg.attention_impl, "decode attention", self_check, key) == "pallas":
-        out = decode_attention(q, k_all, v_all, mask, prefix_k, prefix_v)
+        out = decode_attention(q, k_all, v_all, mask, prefix_k, prefix_v, shared_k, shared_v)
     else:
-        out = attention(q, k_all, v_all, mask, prefix_k, prefix_v)
+        out = attention(q, k_all, v_all, mask, prefix_k, prefix_v, shared_k, shared_v)
     out = dense(cfg.d_model, ("heads", "embed"), use_bias=use_bias, dtype=cfg.dtype,
                 param_dtype=cfg.param_dtype, name=out_name)(out)
     if k_cache is None:

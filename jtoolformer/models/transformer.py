@@ -39,6 +39,10 @@ class KVCache:
     prefix_k: jax.Array | tuple[jax.Array, ...] | None = None
     prefix_v: jax.Array | tuple[jax.Array, ...] | None = None
     prefix_valid: jax.Array | None = None
+    # Optional keys [1, K, D, P0] and values [1, K, P0, D] per layer of a prefix before the grouped one,
+    # seen whole by every row and kept once (e.g. the few-shot head every group's document continues).
+    shared_k: jax.Array | tuple[jax.Array, ...] | None = None
+    shared_v: jax.Array | tuple[jax.Array, ...] | None = None
 
     @staticmethod
     def shapes(cfg: ModelConfig, batch: int, length: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -62,6 +66,10 @@ class KVCache:
     @property
     def prefix_length(self) -> int:
         return 0 if self.prefix_k is None else self.prefix_k[0].shape[-1]  # [0]: layer 0 in either layout
+
+    @property
+    def shared_length(self) -> int:
+        return 0 if self.shared_k is None else self.shared_k[0].shape[-1]
 
     def _map(self, fn_k: Callable[[jax.Array], jax.Array], fn_v: Callable[[jax.Array], jax.Array]) -> "KVCache":
         if isinstance(self.k, tuple):
@@ -101,7 +109,7 @@ def attention_mask(
 
     Without a cache: causal, and within one segment when segment_ids (0 = padding) are given.
     With a cache: the T new tokens occupy slots index..index+T-1; a query sees valid slots up to its own,
-    after the cache's prefix slots (all, or those prefix_valid marks).
+    after the cache's shared prefix slots (all) and prefix slots (all, or those prefix_valid marks).
     """
     if cache is None:
         causal = jnp.tril(jnp.ones((t, t), bool))[None]
@@ -114,9 +122,10 @@ def attention_mask(
     valid = jax.lax.dynamic_update_slice(cache.valid, new_valid, (0, cache.index))
     query_slot = cache.index + jnp.arange(t)
     mask = valid[:, None, :] & (jnp.arange(s)[None, None, :] <= query_slot[None, :, None])
-    if cache.prefix_k is not None:
+    if cache.prefix_k is not None or cache.shared_k is not None:
         prefix = (jnp.ones((b, cache.prefix_length), bool) if cache.prefix_valid is None
                   else cache.prefix_valid)
+        prefix = jnp.concatenate([jnp.ones((b, cache.shared_length), bool), prefix], axis=1)
         mask = jnp.concatenate([jnp.broadcast_to(prefix[:, None], (b, t, prefix.shape[1])), mask], axis=2)
     return mask, valid
 
@@ -137,7 +146,7 @@ class DecoderLM(nn.Module):
                 block,
                 variable_axes={"params": 0},
                 split_rngs={"params": True},
-                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0, 0, 0, 0),
+                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0, 0, 0, 0, 0, 0),
                 length=cfg.n_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )(cfg)
@@ -165,7 +174,8 @@ class DecoderLM(nn.Module):
         sin, cos = rotary_angles(positions, cfg.rotary_dim, cfg.rope_theta)
         mask, valid = attention_mask(tokens.shape[1], segment_ids, cache, token_valid)
         index = jnp.zeros((), jnp.int32) if cache is None else cache.index
-        layer_caches = (None,) * 4 if cache is None else (cache.k, cache.v, cache.prefix_k, cache.prefix_v)
+        layer_caches = ((None,) * 6 if cache is None
+                        else (cache.k, cache.v, cache.prefix_k, cache.prefix_v, cache.shared_k, cache.shared_v))
         if cfg.layers_scanned:
             x, (k, v) = self.h(x, mask, sin, cos, index, *layer_caches)
         else:

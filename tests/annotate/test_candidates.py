@@ -208,8 +208,9 @@ def test_a_token_budget_runs_stage_1_a_few_rows_at_a_time_with_the_same_position
 
 
 def test_a_prefix_budget_decodes_fewer_documents_at_a_time_with_the_same_calls(tokenizer):
-    """Each document's rows hold the few-shot head and its tail: a budget on those tokens decodes one
-    document at a time here, and every call stays what the batch of all three gave."""
+    """Rows hold the few-shot head, kept once, and their document's tail: a budget on those tokens
+    (the head counted once) decodes two documents at a time here, then one, and every call stays what
+    the batch of all three gave."""
     sampler, docs, kept, state = sampled_positions(
         tokenizer, seed=3, max_call_tokens=5, temperature=1.0, top_k=2,
         texts=["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils.",
@@ -218,8 +219,8 @@ def test_a_prefix_budget_decodes_fewer_documents_at_a_time_with_the_same_calls(t
     batches, sample_groups = [], sampler._sample_groups
     sampler._sample_groups = lambda docs, groups, *a: batches.append(len(groups)) or sample_groups(docs, groups, *a)
     whole = sampler.sample_calls(docs, kept, state, 3, keys)
-    budgeted = sampler.sample_calls(docs, kept, state, 3, keys, max_prefix_tokens=len(sampler.head) + state.width)
-    assert batches == [3, 1, 1, 1]
+    budgeted = sampler.sample_calls(docs, kept, state, 3, keys, max_prefix_tokens=len(sampler.head) + 2 * state.width)
+    assert batches == [3, 2, 1]
     assert budgeted == whole and len(whole) == 18
 
 

@@ -51,6 +51,27 @@ def test_kernel_matches_reference_forward_and_backward(backend, groups, p, s, dt
     assert_close(no_prefix, prefix_decode_attention_reference(q, k, v, mask), dtype)
 
 
+@pytest.mark.parametrize("backend,dtype", [("tpu", jnp.float32), ("gpu", jnp.bfloat16)])
+def test_kernel_with_a_shared_prefix_matches_reference(backend, dtype):
+    """A prefix every row sees whole (the few-shot head), before the groups' own prefixes."""
+    q, k, v, mask, pk, pv, pm = _inputs(2, 45, 19, dtype, seed=3)
+    skeys = jax.random.split(jax.random.key(4), 2)
+    sk, sv = (jax.random.normal(skeys[0], (1, KV, D, 133), dtype), jax.random.normal(skeys[1], (1, KV, 133, D), dtype))
+    cotangent = jax.random.normal(jax.random.key(9), q.shape, dtype)
+
+    def value_and_vjp(fn):
+        out, vjp = jax.vjp(lambda q, pk, sk, sv: fn(q, k, v, mask, pk, pv, pm, sk, sv), q, pk, sk, sv)
+        return out, vjp(cotangent)
+
+    kernel = lambda *a: prefix_decode_attention(*a, backend=backend, interpret=True)  # noqa: E731
+    (out, grads), (ref, ref_grads) = value_and_vjp(kernel), value_and_vjp(prefix_decode_attention_reference)
+    assert_close(out, ref, dtype)
+    for g, r in zip(grads, ref_grads):
+        assert_close(g, r, dtype)
+    assert not np.allclose(np.asarray(out, np.float32),  # the shared prefix matters
+                           np.asarray(prefix_decode_attention_reference(q, k, v, mask, pk, pv, pm), np.float32), atol=1e-2)
+
+
 @pytest.mark.parametrize("backend,key", [("tpu", (64, "float32", 2)), ("gpu", (32, "bfloat16", 1))])
 def test_self_check_passes_where_the_kernel_runs(backend, key):
     self_check(backend, *key, interpret=True)
@@ -62,20 +83,24 @@ def test_reference_is_the_models_attention():
     full_mask = jnp.concatenate([pm, mask], axis=1)[:, None]
     ours = attention(q[:, None], k, v, full_mask, pk, pv).reshape(q.shape)
     assert_close(prefix_decode_attention_reference(q, k, v, mask, pk, pv, pm), ours, jnp.float32)
+    sk, sv = pk[:1, :, :, :5], pv[:1, :, :5]
+    with_shared = attention(q[:, None], k, v, jnp.pad(full_mask, ((0, 0), (0, 0), (5, 0)), constant_values=True),
+                            pk, pv, sk, sv).reshape(q.shape)
+    assert_close(prefix_decode_attention_reference(q, k, v, mask, pk, pv, pm, sk, sv), with_shared, jnp.float32)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config,mesh_shape", [("llama_tiny", (2, 2, 2)), ("gptj_tiny", (4, 1, 2))])
 def test_decode_step_with_the_kernel_equals_xla(config, mesh_shape):
-    """A decode step of rows grouped over per-group prefixes, on a mesh: the kernel split over rows
+    """A decode step of rows grouped over per-group prefixes after a shared one, on a mesh: the kernel split over rows
     (data × fsdp) and KV heads (tensor) by shard_map; GQA (llama) and one KV head per query head."""
     cfg = load_model_config(f"configs/{config}.yaml", scan_layers=True)
     devices = jax.devices()[: int(np.prod(mesh_shape))]
     mesh = make_mesh(*mesh_shape, devices=devices)
     params = init_params(cfg, jax.random.key(0), mesh)
-    rows, groups, length, p = 8, 4, 12, 9
+    rows, groups, length, p, p0 = 8, 4, 12, 9, 6
     rng = np.random.default_rng(1)
-    keys = jax.random.split(jax.random.key(1), 4)
+    keys = jax.random.split(jax.random.key(1), 6)
     k_shape, v_shape = KVCache.shapes(cfg, rows, length)
     cache = KVCache(
         k=jax.random.normal(keys[0], (cfg.n_layers, *k_shape)), v=jax.random.normal(keys[1], (cfg.n_layers, *v_shape)),
@@ -83,7 +108,9 @@ def test_decode_step_with_the_kernel_equals_xla(config, mesh_shape):
         index=jnp.asarray(length - 1, jnp.int32),
         prefix_k=jax.random.normal(keys[2], (cfg.n_layers, groups, *k_shape[1:3], p)),
         prefix_v=jax.random.normal(keys[3], (cfg.n_layers, groups, v_shape[1], p, v_shape[3])),
-        prefix_valid=jnp.asarray(rng.random((rows, p)) < 0.8))
+        prefix_valid=jnp.asarray(rng.random((rows, p)) < 0.8),
+        shared_k=jax.random.normal(keys[4], (cfg.n_layers, 1, *k_shape[1:3], p0)),
+        shared_v=jax.random.normal(keys[5], (cfg.n_layers, 1, v_shape[1], p0, v_shape[3])))
     tokens = jnp.asarray(rng.integers(0, cfg.vocab_size, (rows, 1)), jnp.int32)
     positions = jnp.asarray(rng.integers(p, p + length, (rows, 1)), jnp.int32)
 

@@ -34,3 +34,18 @@ def test_prefix_per_group_equals_a_copy_per_row(groups):
     assert not np.allclose(kept_once, attention(q, k, v, mask[:, :, P:]), atol=1e-3)  # the prefix matters
     if groups > 1:  # and each group sees its own
         assert not np.allclose(kept_once, attention(q, k, v, mask, prefix_k[::-1], prefix_v[::-1]), atol=1e-3)
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_shared_prefix_before_the_groups_equals_a_copy_per_row(groups):
+    """The few-shot head kept once for every row, then each group's own prefix."""
+    q, k, v, prefix_k, prefix_v, mask = _inputs(groups)
+    shared_k, shared_v = prefix_k[:1, :, :, :3] * 2, prefix_v[:1, :, :3] - 1
+    row_group = np.arange(B) // (B // groups)
+    full_mask = jnp.pad(mask, ((0, 0), (0, 0), (3, 0)), constant_values=True)
+    kept_once = attention(q, k, v, full_mask, prefix_k, prefix_v, shared_k, shared_v)
+    copied = attention(q, jnp.concatenate([jnp.broadcast_to(shared_k, (B, *shared_k.shape[1:])), prefix_k[row_group], k], 3),
+                       jnp.concatenate([jnp.broadcast_to(shared_v, (B, *shared_v.shape[1:])), prefix_v[row_group], v], 2),
+                       full_mask)
+    np.testing.assert_allclose(kept_once, copied, atol=1e-5, rtol=1e-5)
+    assert not np.allclose(kept_once, attention(q, k, v, mask, prefix_k, prefix_v), atol=1e-3)
