@@ -161,7 +161,7 @@ def _annotation(lm, sizes: Sizes) -> dict:
     state = jax.eval_shape(functools.partial(sampler._start_impl, n_steps=sizes.call_tokens), *start_args)
     keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), call_rows))
     out["annotate_sampling_decode"] = _analysis(sampler._decode.lower(
-        lm.params, state, vec(jnp.bool_), keys, vec(jnp.int32), np.int32(sizes.call_tokens)))
+        lm.params, head, tail_cache, state, vec(jnp.bool_), keys, vec(jnp.int32), np.int32(sizes.call_tokens)))
     scorer = Scorer(lm, max_rows=sizes.filter_rows, row_length=sizes.filter_row_length)
     packed = (padded_rows(sizes.filter_rows, mesh), sizes.filter_row_length)
     placed = [_struct(packed, jnp.int32, batch_sharding(mesh, packed)) for _ in range(3)]

@@ -6,7 +6,8 @@ The few-shot part of each tool's prompt (everything before "Input: x") is prefil
 with that batch's params, and kept as a prefix every document of the batch continues; each batch
 prefills only its own tails ("Input: x\nOutput: x"). Calls are then decoded with the rows grouped
 by document: each group's rows attend to the head and to their document's tail (up to their own
-position), kept once per group, and cache only the call tokens they write.
+position), both kept once (the head for all rows, the tails as stage 1 left them), and cache only
+the call tokens they write.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class CallDecodeState:
     """Stage 2's decoding state: rows sample and feed one token per step."""
 
     step: jax.Array  # int32 []: steps taken
-    cache: KVCache  # the rows' own call tokens, after their group's prefix
+    # the rows' own call tokens; its prefix_rows and prefix_valid say which document's tail (and how far)
+    # each row continues. The few-shot head's and the tails' keys and values are passed beside it.
+    cache: KVCache
     logits: jax.Array  # [rows, V] float32: each row's next-token distribution
     tokens: jax.Array  # [rows, max_call_tokens] int32: what each row sampled, -1 after it stopped
 
@@ -106,7 +109,7 @@ class CandidateSampler:
         self._prefill_head = jax.jit(self._prefill_head_impl)
         self._tails = jax.jit(self._tails_impl, static_argnames="chunk")
         self._start = jax.jit(self._start_impl, static_argnames="n_steps")
-        self._decode = jax.jit(self._decode_impl, donate_argnums=1)
+        self._decode = jax.jit(self._decode_impl, donate_argnums=3)
         self._compact = jax.jit(self._compact_impl)
 
     def prepare(self, x: list[int], text: str) -> Document:
@@ -211,13 +214,12 @@ class CandidateSampler:
         the decoding state."""
         lm = self.lm
         rows, groups = cut.shape[0], group_doc.shape[0]
-        docs = tails.take_rows(group_doc)
-        seen = docs.valid[jnp.arange(rows) // (rows // groups)] & (jnp.arange(tails.length)[None] < cut[:, None])
+        seen = tails.valid[group_doc][jnp.arange(rows) // (rows // groups)] & (jnp.arange(tails.length)[None] < cut[:, None])
         forced = jnp.concatenate([start_token[:, None], jnp.broadcast_to(self.call_head, (rows, len(self.call_head)))], 1)
-        cache = KVCache.zeros(lm.config, rows, n_steps + forced.shape[1]).replace(
-            shared_k=head.k, shared_v=head.v, prefix_k=docs.k, prefix_v=docs.v, prefix_valid=seen)
-        logits, cache = self._forward(params, cache, forced, position[:, None] + jnp.arange(forced.shape[1]))
-        return CallDecodeState(jnp.int32(0), cache, logits, jnp.full((rows, n_steps), -1, jnp.int32))
+        cache = KVCache.zeros(lm.config, rows, n_steps + forced.shape[1]).replace(prefix_rows=group_doc, prefix_valid=seen)
+        logits, cache = self._forward(params, _in_context(cache, head, tails), forced,
+                                      position[:, None] + jnp.arange(forced.shape[1]))
+        return CallDecodeState(jnp.int32(0), _out_of_context(cache), logits, jnp.full((rows, n_steps), -1, jnp.int32))
 
     def _forward(self, params, cache: KVCache, tokens, positions):
         """Feeds tokens [rows] or [rows, n] at their positions; the logits after the last."""
@@ -225,7 +227,7 @@ class CandidateSampler:
         logits, cache = forward(self.lm.config, self.lm.mesh, params, tokens, positions, cache=cache)
         return logits[:, -1], cache
 
-    def _decode_impl(self, params, state: CallDecodeState, done, keys, position, until):
+    def _decode_impl(self, params, head: KVCache, tails: KVCache, state: CallDecodeState, done, keys, position, until):
         """Samples and feeds one token per row per step until step `until` or every row is done."""
         n_steps = state.tokens.shape[1]
 
@@ -236,8 +238,9 @@ class CandidateSampler:
             token = jnp.where(done, -1, token)
             out = jax.lax.dynamic_update_slice(out, token[:, None], (0, step))
             done = done | jnp.isin(token, self.stop_ids)
-            logits, cache = self._forward(params, cache, jnp.maximum(token, 0), position + 1 + step)
-            return step + 1, cache, logits, done, out
+            logits, cache = self._forward(params, _in_context(cache, head, tails), jnp.maximum(token, 0),
+                                          position + 1 + step)
+            return step + 1, _out_of_context(cache), logits, done, out
 
         def more(carry):
             step, _, _, done, _ = carry
@@ -300,9 +303,10 @@ class CandidateSampler:
         start_token = np.array([p.start_token for p, _ in jobs], np.int32)
         keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(doc_keys[p.doc], p.i), s) for p, s in jobs])
         done = np.array([job is None for job in rows])
+        context = prefixes.head, prefixes.tails
         tokens = self._decode_rows(
-            self._start(self.lm.params, prefixes.head, prefixes.tails, np.array(doc_ids, np.int32), cut, position,
-                        start_token, n_steps=self.max_call_tokens), done, keys, position + len(self.call_head))
+            context, self._start(self.lm.params, *context, np.array(doc_ids, np.int32), cut, position, start_token,
+                                 n_steps=self.max_call_tokens), done, keys, position + len(self.call_head))
         tok = self.lm.tokenizer
         out = []
         for job, row in zip(rows, tokens):
@@ -311,7 +315,7 @@ class CandidateSampler:
                 out.append(SampledCall(p.doc, p.i, s, tok.decode([p.start_token, *self.call_head.tolist(), *ids])))
         return out
 
-    def _decode_rows(self, state: CallDecodeState, done: np.ndarray, keys: jax.Array,
+    def _decode_rows(self, context: tuple[KVCache, KVCache], state: CallDecodeState, done: np.ndarray, keys: jax.Array,
                      position: np.ndarray) -> np.ndarray:
         """Every row's sampled tokens [rows, n_steps] (-1 after its stop). Every CHECK_EVERY steps, once
         the rows still writing fit in a batch an eighth of the size (see _regroup), decoding goes on
@@ -321,7 +325,8 @@ class CandidateSampler:
         origin = np.arange(len(done))  # the original row of each row decoded, -1 for a row that only fills
         step = 0
         while True:
-            state, finished = self._decode(self.lm.params, state, done, keys, position, np.int32(step + CHECK_EVERY))
+            state, finished = self._decode(self.lm.params, *context, state, done, keys, position,
+                                           np.int32(step + CHECK_EVERY))
             step, finished = int(state.step), np.asarray(finished)
             active = np.flatnonzero(~finished)
             if step >= n_steps or not len(active):
@@ -359,6 +364,16 @@ class CandidateSampler:
         alive += [False] * (groups - len(used)) * per_new
         return (np.array(rows, np.int32), np.concatenate([used, np.full(groups - len(used), used[0])]).astype(np.int32),
                 np.array(alive))
+
+
+def _in_context(cache: KVCache, head: KVCache, tails: KVCache) -> KVCache:
+    """The rows' cache continuing the few-shot head and the documents' tails. Those stay out of the
+    decoding state, which each step donates, so that no step frees them."""
+    return cache.replace(shared_k=head.k, shared_v=head.v, prefix_k=tails.k, prefix_v=tails.v)
+
+
+def _out_of_context(cache: KVCache) -> KVCache:
+    return cache.replace(shared_k=None, shared_v=None, prefix_k=None, prefix_v=None)
 
 
 def cut_call(text: str) -> str:

@@ -32,13 +32,13 @@ class Block(nn.Module):
 
     @nn.compact
     def __call__(self, x, mask, sin, cos, cache_index, k_cache, v_cache, prefix_k=None, prefix_v=None,
-                 shared_k=None, shared_v=None):
+                 shared_k=None, shared_v=None, prefix_rows=None):
         cfg = self.cfg
         h = layer_norm(cfg, "ln_1")(x)
         attn, new_cache = self_attention(
             h, cfg, use_bias=False, interleaved=ROTARY_INTERLEAVED, out_name="out_proj",
             mask=mask, sin=sin, cos=cos, cache_index=cache_index, k_cache=k_cache, v_cache=v_cache,
-            prefix_k=prefix_k, prefix_v=prefix_v, shared_k=shared_k, shared_v=shared_v,
+            prefix_k=prefix_k, prefix_v=prefix_v, shared_k=shared_k, shared_v=shared_v, prefix_rows=prefix_rows,
         )
         common = dict(use_bias=True, dtype=cfg.dtype, param_dtype=cfg.param_dtype)
         m = dense(cfg.d_ff, ("embed", "mlp"), name="fc_in", **common)(h)

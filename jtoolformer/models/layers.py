@@ -194,9 +194,12 @@ def self_attention(
     mask: jax.Array, sin: jax.Array, cos: jax.Array, cache_index: jax.Array,
     k_cache: jax.Array | None, v_cache: jax.Array | None,
     prefix_k: jax.Array | None = None, prefix_v: jax.Array | None = None,
-    shared_k: jax.Array | None = None, shared_v: jax.Array | None = None,
+    shared_k: jax.Array | None = None, shared_v: jax.Array | None = None, prefix_rows: jax.Array | None = None,
 ) -> tuple[jax.Array, tuple[jax.Array | None, jax.Array | None]]:
-    """The attention half of a block: projections, rotary, cache write, attention, output projection."""
+    """The attention half of a block: projections, rotary, cache write, attention, output projection.
+    prefix_rows [G] picks the prefix rows the groups continue, this layer's only."""
+    if prefix_rows is not None:
+        prefix_k, prefix_v = prefix_k[prefix_rows], prefix_v[prefix_rows]
     q, k, v = project_qkv(x, cfg, use_bias=use_bias, sin=sin, cos=cos, interleaved=interleaved)
     k_all = write_cache(k_cache, k, cache_index, slot_axis=3)
     v_all = write_cache(v_cache, v, cache_index, slot_axis=2)

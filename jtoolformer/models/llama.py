@@ -31,13 +31,13 @@ class Block(nn.Module):
 
     @nn.compact
     def __call__(self, x, mask, sin, cos, cache_index, k_cache, v_cache, prefix_k=None, prefix_v=None,
-                 shared_k=None, shared_v=None):
+                 shared_k=None, shared_v=None, prefix_rows=None):
         cfg = self.cfg
         attn, new_cache = self_attention(
             rms_norm(cfg, "input_layernorm")(x), cfg, use_bias=cfg.attention_bias,
             interleaved=ROTARY_INTERLEAVED, out_name="o_proj",
             mask=mask, sin=sin, cos=cos, cache_index=cache_index, k_cache=k_cache, v_cache=v_cache,
-            prefix_k=prefix_k, prefix_v=prefix_v, shared_k=shared_k, shared_v=shared_v,
+            prefix_k=prefix_k, prefix_v=prefix_v, shared_k=shared_k, shared_v=shared_v, prefix_rows=prefix_rows,
         )
         x = (x + attn).astype(x.dtype)
         h = rms_norm(cfg, "post_attention_layernorm")(x)

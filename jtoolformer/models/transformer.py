@@ -39,6 +39,9 @@ class KVCache:
     prefix_k: jax.Array | tuple[jax.Array, ...] | None = None
     prefix_v: jax.Array | tuple[jax.Array, ...] | None = None
     prefix_valid: jax.Array | None = None
+    # int32 [G]: the row of prefix_k that group g continues (None: row g). Rows are then picked one layer
+    # at a time inside attention, so groups can share or skip prefixes without a copy of all layers'.
+    prefix_rows: jax.Array | None = None
     # Optional keys [1, K, D, P0] and values [1, K, P0, D] per layer of a prefix before the grouped one,
     # seen whole by every row and kept once (e.g. the few-shot head every group's document continues).
     shared_k: jax.Array | tuple[jax.Array, ...] | None = None
@@ -82,16 +85,21 @@ class KVCache:
 
     @property
     def prefix_groups(self) -> int:
+        if self.prefix_rows is not None:
+            return self.prefix_rows.shape[0]
         return 0 if self.prefix_k is None else self.prefix_k[0].shape[0]
 
     def take_rows(self, rows: jax.Array, groups: jax.Array | None = None) -> "KVCache":
         """The cache of rows `rows` (indices [B']) and, with a grouped prefix, of prefix groups `groups`
-        ([G'], rows[b] then continuing groups[b // (B' / G')])."""
+        ([G'], rows[b] then continuing groups[b // (B' / G')]; with prefix_rows only those are taken)."""
         taken = self.map_rows(lambda x: x[rows]).replace(valid=self.valid[rows])
         if self.prefix_valid is not None:
             taken = taken.replace(prefix_valid=self.prefix_valid[rows])
         if groups is None:
             return taken
+        if self.prefix_rows is not None:
+            return taken.replace(prefix_rows=self.prefix_rows[groups])
+
         def pick(prefix):
             return tuple(x[groups] for x in prefix) if isinstance(prefix, tuple) else prefix[:, groups]
         return taken.replace(prefix_k=pick(self.prefix_k), prefix_v=pick(self.prefix_v))
@@ -146,7 +154,7 @@ class DecoderLM(nn.Module):
                 block,
                 variable_axes={"params": 0},
                 split_rngs={"params": True},
-                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0, 0, 0, 0, 0, 0),
+                in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, 0, 0, 0, 0, 0, 0, nn.broadcast),
                 length=cfg.n_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )(cfg)
@@ -176,12 +184,14 @@ class DecoderLM(nn.Module):
         index = jnp.zeros((), jnp.int32) if cache is None else cache.index
         layer_caches = ((None,) * 6 if cache is None
                         else (cache.k, cache.v, cache.prefix_k, cache.prefix_v, cache.shared_k, cache.shared_v))
+        prefix_rows = None if cache is None else cache.prefix_rows
         if cfg.layers_scanned:
-            x, (k, v) = self.h(x, mask, sin, cos, index, *layer_caches)
+            x, (k, v) = self.h(x, mask, sin, cos, index, *layer_caches, prefix_rows)
         else:
             k, v = [], []
             for i, block in enumerate(self.h):
-                x, (k_i, v_i) = block(x, mask, sin, cos, index, *(c if c is None else c[i] for c in layer_caches))
+                x, (k_i, v_i) = block(x, mask, sin, cos, index, *(c if c is None else c[i] for c in layer_caches),
+                                      prefix_rows)
                 k.append(k_i)
                 v.append(v_i)
             k, v = tuple(k), tuple(v)

@@ -123,7 +123,7 @@ def test_a_row_budget_splits_decoding_without_changing_any_sampled_call(tokenize
     whole = sampler.sample_calls(docs, kept, state, 4, keys, max_rows=256)
     batches = []
     decode_rows = sampler._decode_rows
-    sampler._decode_rows = lambda state, done, *a: batches.append(len(done)) or decode_rows(state, done, *a)
+    sampler._decode_rows = lambda context, state, done, *a: batches.append(len(done)) or decode_rows(context, state, done, *a)
     budgeted = sampler.sample_calls(docs, kept, state, 4, keys, max_rows=5)
     assert len(batches) > 2 and max(batches) <= 5
     assert sorted(budgeted, key=lambda c: (c.doc, c.i, c.sample)) == sorted(whole, key=lambda c: (c.doc, c.i, c.sample))

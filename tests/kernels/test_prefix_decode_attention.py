@@ -92,7 +92,7 @@ def test_reference_is_the_models_attention():
 @pytest.mark.slow
 @pytest.mark.parametrize("config,mesh_shape", [("llama_tiny", (2, 2, 2)), ("gptj_tiny", (4, 1, 2))])
 def test_decode_step_with_the_kernel_equals_xla(config, mesh_shape):
-    """A decode step of rows grouped over per-group prefixes after a shared one, on a mesh: the kernel split over rows
+    """A decode step of rows grouped over per-group prefixes (picked from more) after a shared one, on a mesh: the kernel split over rows
     (data × fsdp) and KV heads (tensor) by shard_map; GQA (llama) and one KV head per query head."""
     cfg = load_model_config(f"configs/{config}.yaml", scan_layers=True)
     devices = jax.devices()[: int(np.prod(mesh_shape))]
@@ -106,8 +106,9 @@ def test_decode_step_with_the_kernel_equals_xla(config, mesh_shape):
         k=jax.random.normal(keys[0], (cfg.n_layers, *k_shape)), v=jax.random.normal(keys[1], (cfg.n_layers, *v_shape)),
         valid=jnp.asarray(np.arange(length)[None] < rng.integers(1, length - 1, rows)[:, None]),
         index=jnp.asarray(length - 1, jnp.int32),
-        prefix_k=jax.random.normal(keys[2], (cfg.n_layers, groups, *k_shape[1:3], p)),
-        prefix_v=jax.random.normal(keys[3], (cfg.n_layers, groups, v_shape[1], p, v_shape[3])),
+        prefix_k=jax.random.normal(keys[2], (cfg.n_layers, groups + 1, *k_shape[1:3], p)),
+        prefix_v=jax.random.normal(keys[3], (cfg.n_layers, groups + 1, v_shape[1], p, v_shape[3])),
+        prefix_rows=jnp.asarray([3, 0, 4, 1], jnp.int32),  # the groups' prefixes, picked layer by layer
         prefix_valid=jnp.asarray(rng.random((rows, p)) < 0.8),
         shared_k=jax.random.normal(keys[4], (cfg.n_layers, 1, *k_shape[1:3], p0)),
         shared_v=jax.random.normal(keys[5], (cfg.n_layers, 1, v_shape[1], p0, v_shape[3])))
