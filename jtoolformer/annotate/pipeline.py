@@ -23,6 +23,7 @@ from jtoolformer.annotate.stats import AnnotationStats
 from jtoolformer.config import Checked, setting
 from jtoolformer.errors import UsageError
 from jtoolformer.generate.sampling import Sampling
+from jtoolformer.host_memory import map_large_blocks_alone
 from jtoolformer.tools.base import Tool, ToolContext, read_prompt_file
 from jtoolformer.tools.calls import ToolCall, clean_result
 from jtoolformer.tools.executor import CallStatus, ToolExecutor, ToolRequest
@@ -67,11 +68,13 @@ def _stable_int(text: str) -> int:
 
 
 class Annotator:
-    """Annotates documents with one LM and a set of tools."""
+    """Annotates documents with one LM and a set of tools. Sets glibc to give large freed blocks back
+    to the operating system at once (host_memory.map_large_blocks_alone), for the whole process."""
 
     def __init__(self, lm, tools: dict[str, Tool], cfg: AnnotateConfig):
         if lm.tokenizer is None:
             raise ValueError("annotation needs a model with a tokenizer")
+        map_large_blocks_alone()
         self.lm, self.tools, self.cfg = lm, tools, cfg
         sampling = Sampling(temperature=cfg.temperature)
         prompts = prompt_overrides(cfg.prompts, tools)
