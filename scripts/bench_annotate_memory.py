@@ -5,7 +5,7 @@ every shard, for the paper's k and m on a few documents and for a smaller k and 
 (what grows with the corpus shows between those two). Writes JSON (--out).
 
     nice -n 10 python scripts/bench_annotate_memory.py --gsm8k ../shared/data/gsm8k/train.jsonl \\
-        --paper-docs 8 --sizes 30,120 --out scripts/results/bench_annotate_memory.json
+        --paper-docs 16 --sizes 50,500 --k 1 --m 1 --out scripts/results/bench_annotate_memory.json
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+TARGET_PEAK_MIB = 1907  # issue 15: at most 2 GB (2·10⁹ bytes) of peak RSS
 
 
 def _status_mib(field: str) -> float:
@@ -84,15 +87,27 @@ def main() -> None:
         return
 
     small, large = (int(n) for n in args.sizes.split(","))
-    paper = run(args, args.paper_docs, 20, 10) if args.paper_docs else None
-    runs = [run(args, small, args.k, args.m), run(args, large, args.k, args.m)]
-    result = {"model": "SmolLM2-135M (embedded default)", "tool": "Calculator", "corpus": "GSM8K train",
-              "compilation_cache": "off", "paper_k_m": paper, "growth": runs,
-              "peak_growth_mib": runs[1]["peak_rss_mib"] - runs[0]["peak_rss_mib"]}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    result = {"model": "SmolLM2-135M (embedded default)", "tool": "Calculator",
+              "corpus": f"GSM8K train (problems from line {args.start})", "compilation_cache": "off", "commit": commit,
+              "target_peak_mib": TARGET_PEAK_MIB, "paper_k_m": None, "growth": []}
 
+    def save(note: str | None = None) -> None:  # after every run, so a stopped benchmark keeps what it measured
+        peaks = [r["peak_rss_mib"] for r in [result["paper_k_m"], *result["growth"]] if r]
+        result.update(max_peak_mib=max(peaks, default=None), incomplete=note)
+        if len(result["growth"]) == 2:
+            result["peak_growth_mib"] = result["growth"][1]["peak_rss_mib"] - result["growth"][0]["peak_rss_mib"]
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
+    if args.paper_docs:
+        save("running the paper's k and m")
+        result["paper_k_m"] = run(args, args.paper_docs, 20, 10)
+    for n in (small, large):
+        save(f"running {n} documents at k {args.k}, m {args.m}")
+        result["growth"].append(run(args, n, args.k, args.m))
+    save()
+    print(json.dumps(result, indent=1))
 
 if __name__ == "__main__":
     main()

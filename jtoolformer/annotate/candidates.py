@@ -73,7 +73,7 @@ class CallDecodeState:
 
     step: jax.Array  # int32 []: steps taken
     # the rows' own call tokens; its prefix_rows and prefix_valid say which document's tail (and how far)
-    # each row continues. The few-shot head's and the tails' keys and values are passed beside it.
+    # each row continues. The head's and the tails' keys and values are passed beside it, not donated.
     cache: KVCache
     logits: jax.Array  # [rows, V] float32: each row's next-token distribution
     tokens: jax.Array  # [rows, max_call_tokens] int32: what each row sampled, -1 after it stopped
@@ -217,9 +217,9 @@ class CandidateSampler:
         seen = tails.valid[group_doc][jnp.arange(rows) // (rows // groups)] & (jnp.arange(tails.length)[None] < cut[:, None])
         forced = jnp.concatenate([start_token[:, None], jnp.broadcast_to(self.call_head, (rows, len(self.call_head)))], 1)
         cache = KVCache.zeros(lm.config, rows, n_steps + forced.shape[1]).replace(prefix_rows=group_doc, prefix_valid=seen)
-        logits, cache = self._forward(params, _in_context(cache, head, tails), forced,
+        logits, cache = self._forward(params, cache.with_prefixes(head, tails), forced,
                                       position[:, None] + jnp.arange(forced.shape[1]))
-        return CallDecodeState(jnp.int32(0), _out_of_context(cache), logits, jnp.full((rows, n_steps), -1, jnp.int32))
+        return CallDecodeState(jnp.int32(0), cache.without_prefixes(), logits, jnp.full((rows, n_steps), -1, jnp.int32))
 
     def _forward(self, params, cache: KVCache, tokens, positions):
         """Feeds tokens [rows] or [rows, n] at their positions; the logits after the last."""
@@ -238,9 +238,9 @@ class CandidateSampler:
             token = jnp.where(done, -1, token)
             out = jax.lax.dynamic_update_slice(out, token[:, None], (0, step))
             done = done | jnp.isin(token, self.stop_ids)
-            logits, cache = self._forward(params, _in_context(cache, head, tails), jnp.maximum(token, 0),
+            logits, cache = self._forward(params, cache.with_prefixes(head, tails), jnp.maximum(token, 0),
                                           position + 1 + step)
-            return step + 1, _out_of_context(cache), logits, done, out
+            return step + 1, cache.without_prefixes(), logits, done, out
 
         def more(carry):
             step, _, _, done, _ = carry
@@ -364,16 +364,6 @@ class CandidateSampler:
         alive += [False] * (groups - len(used)) * per_new
         return (np.array(rows, np.int32), np.concatenate([used, np.full(groups - len(used), used[0])]).astype(np.int32),
                 np.array(alive))
-
-
-def _in_context(cache: KVCache, head: KVCache, tails: KVCache) -> KVCache:
-    """The rows' cache continuing the few-shot head and the documents' tails. Those stay out of the
-    decoding state, which each step donates, so that no step frees them."""
-    return cache.replace(shared_k=head.k, shared_v=head.v, prefix_k=tails.k, prefix_v=tails.v)
-
-
-def _out_of_context(cache: KVCache) -> KVCache:
-    return cache.replace(shared_k=None, shared_v=None, prefix_k=None, prefix_v=None)
 
 
 def cut_call(text: str) -> str:

@@ -104,6 +104,14 @@ class KVCache:
             return tuple(x[groups] for x in prefix) if isinstance(prefix, tuple) else prefix[:, groups]
         return taken.replace(prefix_k=pick(self.prefix_k), prefix_v=pick(self.prefix_v))
 
+    def with_prefixes(self, shared: "KVCache", grouped: "KVCache") -> "KVCache":
+        """This cache's rows continuing all of `shared`'s one row, then the rows of `grouped` that
+        prefix_rows names (their keys and values, not copied)."""
+        return self.replace(shared_k=shared.k, shared_v=shared.v, prefix_k=grouped.k, prefix_v=grouped.v)
+
+    def without_prefixes(self) -> "KVCache":
+        return self.replace(shared_k=None, shared_v=None, prefix_k=None, prefix_v=None)
+
     def take_slots(self, order: jax.Array) -> "KVCache":
         """Each row's slots reordered by order [B, S] (valid and index left as they are)."""
         return self._map(lambda k: jnp.take_along_axis(k, order[:, None, None, :], axis=3),
