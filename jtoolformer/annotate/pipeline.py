@@ -131,6 +131,8 @@ class Annotator:
 
     def _annotate_tool(self, name: str, documents: Sequence[dict], progress: bool, run: _ToolRun) -> None:
         ready = self._prepare(name, documents, run.stats)
+        # batched by tail length: each batch pads to its own longest, so few are padded to the shard's
+        ready.sort(key=lambda item: len(item[1].tail))
         batches = [ready[s : s + self.cfg.batch_docs] for s in range(0, len(ready), self.cfg.batch_docs)]
         pending = None
         bar = tqdm(total=len(batches), desc=f"annotate {name}", unit="batch", disable=not progress, leave=False)
@@ -145,6 +147,9 @@ class Annotator:
             pending = started
         _show(bar, "done", run.stats)
         bar.close()
+        order = {str(doc["id"]): k for k, doc in enumerate(documents)}  # outputs in document order again
+        run.positions.sort(key=lambda record: order[record["id"]])
+        run.candidates.sort(key=lambda candidate: order[candidate.id])
 
     def _sample(self, name: str, batch, documents, run: _ToolRun):
         """Stages 1–2 on the device, then stage 3 submitted to the executor in the background."""
