@@ -7,3 +7,24 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Every compilation is real in tests (and nothing is written to ~/.cache); tests/test_compilation_cache.py turns it on.
 os.environ["JTOOLFORMER_COMPILATION_CACHE"] = "0"
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smollm():
+    """The embedded default model (SmolLM2-135M) as the CPU runs it, loaded once per test process: its
+    jitted entry points then compile each shape once for every test that uses it."""
+    from jtoolformer import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def smollm_scanned():
+    """SmolLM2 with its layers as one scanned block, as TPUs and GPUs run it: the same weights, and a
+    few times quicker to compile than the unrolled layers the CPU runs by default, for tests whose cost
+    is compiling a whole annotation pipeline."""
+    from jtoolformer import load_model
+
+    return load_model(scan_layers=True)
