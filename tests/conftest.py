@@ -28,3 +28,12 @@ def smollm_scanned():
     from jtoolformer import load_model
 
     return load_model(scan_layers=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a slow test run first, each file's tests together and in order. With
+    `--dist loadfile --no-loadscope-reorder` (scripts/test.sh) each worker then takes the next file as it
+    frees up: the long files start early and the short ones even out the end, and no module fixture is
+    built on both workers."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
