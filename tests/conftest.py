@@ -22,9 +22,9 @@ def smollm():
 
 @pytest.fixture(scope="session")
 def smollm_scanned():
-    """SmolLM2 with its layers as one scanned block, as TPUs and GPUs run it: the same weights, and a
-    few times quicker to compile than the unrolled layers the CPU runs by default, for tests whose cost
-    is compiling a whole annotation pipeline."""
+    """SmolLM2 with its layers as one scanned block, as TPUs and GPUs run it: the same weights, compiled
+    about twice as fast as the unrolled layers the CPU runs by default, for tests whose cost is compiling
+    a whole annotation pipeline."""
     from jtoolformer import load_model
 
     return load_model(scan_layers=True)

@@ -1,6 +1,6 @@
 """The whole annotation on the embedded default model: resumable byte for byte, mesh-independent. Its
 layers are scanned, as on TPUs and GPUs (and the eight-device mesh is such a host's): the annotation does
-not depend on how the layers are laid out, and scanned layers compile a few times faster on the CPU
+not depend on how the layers are laid out, and scanned layers compile about twice as fast on the CPU
 (the unrolled ones are annotated end to end in test_annotate_multihost.py)."""
 
 import json
