@@ -31,9 +31,9 @@ def smollm_scanned():
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files holding a slow test run first, each file's tests together and in order. With
-    `--dist loadfile --no-loadscope-reorder` (scripts/test.sh) each worker then takes the next file as it
-    frees up: the long files start early and the short ones even out the end, and no module fixture is
-    built on both workers."""
+    """Files holding a slow test run first, each file's tests together and in order. Under `-n` with
+    `--dist loadfile` (pyproject.toml's addopts) each worker takes the next file as it frees up: the long
+    files start early, the short ones even out the end, and no module fixture is built on both workers.
+    (Under `--dist load`, which hands out runs of tests by count, this order would load one worker.)"""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)
