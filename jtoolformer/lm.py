@@ -12,7 +12,7 @@ from jax.sharding import Mesh
 
 from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.errors import UsageError
-from jtoolformer.generate.decoder import Decoder
+from jtoolformer.generate.decoder import shared_decoder
 from jtoolformer.generate.sampling import Sampling
 from jtoolformer.models import ModelConfig, forward, init_params, load_model_config
 from jtoolformer.shapes import bucket, on_mesh, padded_rows
@@ -26,7 +26,7 @@ class LM:
 
     def __init__(self, cfg: ModelConfig, params, tokenizer: Tokenizer | None, mesh: Mesh):
         self.config, self.params, self.tokenizer, self.mesh = cfg, params, tokenizer, mesh
-        self.decoder = Decoder(cfg, mesh)
+        self.decoder = shared_decoder(cfg, mesh)
         self._forward = jax.jit(self._forward_impl)
 
     def _forward_impl(self, params, ids):

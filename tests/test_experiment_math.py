@@ -112,8 +112,10 @@ def driver(out: Path, results: Path) -> subprocess.CompletedProcess:
     """The driver on 2 GSM8K fixture problems (2 held out) and 2 ASDiv problems, one device: k 6, m 4 and
     τ_f -100 (every executed call is kept, so that C* is not empty), 4 training steps of 2 rows,
     evaluated after 2 and 4 (the learning rate is 0 at the first and last step: evaluations one step
-    apart can tie, and on a tie the loop names the earlier checkpoint best while orbax keeps the later)."""
-    env = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": str(REPO)}
+    apart can tie, and on a tie the loop names the earlier checkpoint best while orbax keeps the later).
+    Its stages share a compilation cache, as they share the user's when run from the command line."""
+    env = {**os.environ, "XLA_FLAGS": "", "PYTHONPATH": str(REPO),
+           "JAX_COMPILATION_CACHE_DIR": str(out.parent / "compiled")}
     command = [sys.executable, str(SCRIPT), "--gsm8k", str(GSM8K), "--asdiv", str(ASDIV), "--out", str(out),
                "--results", str(results), "--mesh=1,1,1", "--problems", "2", "--held-out", "2",
                "--asdiv-limit", "2", "--eval-batch", "2"]

@@ -8,6 +8,7 @@ checks stop strings and may end rows.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -188,3 +189,10 @@ class Decoder:
             if finished.any():
                 state = state.replace(done=jax.device_put(finished, state.done.sharding) | state.done)
         return out
+
+
+@functools.cache
+def shared_decoder(cfg: ModelConfig, mesh: Mesh) -> Decoder:
+    """The Decoder of every LM with this config on this mesh: what it compiles, it compiles once (params
+    are arguments, never held)."""
+    return Decoder(cfg, mesh)

@@ -18,7 +18,7 @@ import numpy as np
 
 from jtoolformer.checkpoints.tokenizer import Tokenizer
 from jtoolformer.generate.call_tokens import api_start_ids
-from jtoolformer.generate.decoder import NO_TOKEN, DecodeState
+from jtoolformer.generate.decoder import NO_TOKEN, DecodeState, Decoder
 from jtoolformer.generate.sampling import Sampling, sample
 from jtoolformer.sharding import batch_sharding
 from jtoolformer.tools.calls import ARROWS, CALL_END
@@ -71,8 +71,6 @@ class ToolDecoder:
             raise ValueError("generation with tools reads calls as text: load a model with a tokenizer")
         self.lm = lm
         self.classes = token_classes(lm.tokenizer, lm.config.vocab_size)
-        self._chunk = jax.jit(self._chunk_impl, static_argnames=("sampling", "trigger_top_k"),
-                              donate_argnames="state")
 
     def chunk(self, state: DecodeState, rows: RowState, forced: np.ndarray, *, sampling: Sampling,
               trigger_top_k: int | None) -> tuple[DecodeState, RowState, np.ndarray, np.ndarray]:
@@ -83,8 +81,9 @@ class ToolDecoder:
         took none: paused or done) and whether its call was open after that token [B, C]."""
         mesh = self.lm.mesh
         rows, forced = jax.device_put((rows, np.asarray(forced, np.int32)), batch_sharding(mesh, forced.shape[:1]))
-        state, rows, tokens, in_call = self._chunk(self.lm.params, state, rows, forced, self.classes,
-                                                   sampling=sampling, trigger_top_k=trigger_top_k)
+        state, rows, tokens, in_call = _chunk_program(self.lm.params, state, rows, forced, self.classes,
+                                                      decoder=self.lm.decoder, sampling=sampling,
+                                                      trigger_top_k=trigger_top_k)
         return state, jax.device_get(rows), np.asarray(tokens), np.asarray(in_call)
 
     @staticmethod
@@ -100,8 +99,9 @@ class ToolDecoder:
         trigger = (rows.calls_left > 0) & ~rows.in_call & (above < trigger_top_k)
         return jnp.where(trigger, classes.start_ids[jnp.argmax(start_logits, axis=1)], token)
 
-    def _chunk_impl(self, params, state: DecodeState, rows: RowState, forced: jax.Array, classes: TokenClasses, *,
-                    sampling: Sampling, trigger_top_k: int | None):
+    @staticmethod
+    def _chunk_impl(params, state: DecodeState, rows: RowState, forced: jax.Array, classes: TokenClasses, *,
+                    decoder: Decoder, sampling: Sampling, trigger_top_k: int | None):
         def body(carry: tuple[DecodeState, RowState], forced_now: jax.Array):
             state, rows = carry
             key, sub = jax.random.split(state.key)
@@ -109,8 +109,8 @@ class ToolDecoder:
             spent = ~is_forced & (rows.tokens_left <= 0)  # e.g. after the result of a call its last token opened
             fed = ~state.done & ~rows.paused & ~spent
             chosen = fed & ~is_forced
-            token = jnp.where(is_forced, forced_now, self._choose(state.logits, rows, sub, classes, sampling,
-                                                                   trigger_top_k))
+            token = jnp.where(is_forced, forced_now, ToolDecoder._choose(state.logits, rows, sub, classes, sampling,
+                                                                          trigger_top_k))
             in_call = jnp.where(fed, (rows.in_call | classes.opens[token]) & ~classes.closes[token], rows.in_call)
             tokens_left = rows.tokens_left - chosen
             stop = chosen & classes.stops[token]
@@ -122,8 +122,13 @@ class ToolDecoder:
                 tokens_left=tokens_left,
                 paused=paused,
             )
-            state = self.lm.decoder.advance(params, state.replace(key=key), jnp.where(fed, token, 0), fed)
+            state = decoder.advance(params, state.replace(key=key), jnp.where(fed, token, 0), fed)
             return (state.replace(done=done), rows), (jnp.where(fed, token, NO_TOKEN), in_call)
 
         (state, rows), (tokens, in_call) = jax.lax.scan(body, (state, rows), forced.T)
         return state, rows, tokens.T, in_call.T
+
+
+# One program for every LM of a config and mesh (LMs of both share their Decoder, see shared_decoder).
+_chunk_program = jax.jit(ToolDecoder._chunk_impl, static_argnames=("decoder", "sampling", "trigger_top_k"),
+                         donate_argnames="state")

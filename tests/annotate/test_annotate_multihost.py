@@ -1,6 +1,8 @@
 """`jtoolformer annotate --distributed` on two real processes (jax.distributed over CPU) sharing --out:
 the same output, byte for byte, as one process on the same number of devices per host; a bad
-document in the corpus is left out and counted, not fatal."""
+document in the corpus is left out and counted, not fatal. The three processes share one compilation
+cache, as the command line's runs share the user's: host 0 loads the programs the single process compiled
+(host 1's devices have other ids, so it compiles its own)."""
 
 import json
 import os
@@ -19,7 +21,9 @@ DEVICES_PER_HOST = 2
 
 
 def annotate(corpus: Path, out: Path, *extra: str) -> subprocess.Popen:
-    env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES_PER_HOST}"}
+    env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES_PER_HOST}",
+                        "JAX_COMPILATION_CACHE_DIR": str(out.parent / "compiled"),
+                        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     command = [sys.executable, "-m", "jtoolformer", "annotate", "--tools", "calculator", "--corpus", str(corpus),
                "--out", str(out), *extra, *OVERRIDES]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

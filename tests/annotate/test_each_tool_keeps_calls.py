@@ -1,10 +1,10 @@
 """Every tool's calls can reach C*: the embedded model, each tool's shipped prompt and backend, and a
 filter threshold every call passes, so what is tested is that nothing on the way drops a tool's
-calls (a Calendar call, written `[Calendar()]`, has an empty input and used to be dropped)."""
+calls (a Calendar call, written `[Calendar()]`, has an empty input and used to be dropped). The model's
+layers are scanned (see test_annotation_run.py): each tool's prompt compiles its own pipeline."""
 
 import pytest
 
-from jtoolformer import load_model
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator
 from jtoolformer.tools.registry import make_tools
 
@@ -20,14 +20,10 @@ DOCUMENTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return load_model()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("tool", sorted(DOCUMENTS))
-def test_calls_of_every_tool_can_be_kept(lm, tool):
+def test_calls_of_every_tool_can_be_kept(smollm_scanned, tool):
+    lm = smollm_scanned
     tools = make_tools(tool, generator=lm)
     positions = 16 if tool == "mt" else 3  # MT calls before the foreign phrase copy it: leaks, dropped
     cfg = AnnotateConfig(tools=tool, positions_per_doc=positions, calls_per_position=2 if tool == "mt" else 4,

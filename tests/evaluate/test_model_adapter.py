@@ -5,14 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from jtoolformer import load_model
 from jtoolformer.cli.main import main
 from jtoolformer.evaluate.model import LMScorer
-
-
-@pytest.fixture(scope="module")
-def lm():
-    return load_model()
 
 
 def reference_nll(lm, text):
@@ -22,22 +16,27 @@ def reference_nll(lm, text):
     return -sum(logp[t, ids[t + 1]] for t in range(len(ids) - 1)), len(ids) - 1
 
 
-def test_scorer_sums_token_nlls(lm):
+def test_scorer_sums_token_nlls(smollm):
     texts = ["The capital of France is Paris.", "Out of 1400 participants, 400 passed the test."]
-    for (nll, n), text in zip(LMScorer(lm)(texts), texts):
-        ref, ref_n = reference_nll(lm, text)
+    for (nll, n), text in zip(LMScorer(smollm)(texts), texts):
+        ref, ref_n = reference_nll(smollm, text)
         assert n == ref_n and nll == pytest.approx(ref, abs=1e-2)
 
 
-def test_windows_score_every_token_once(lm):
+def test_windows_score_every_token_once(smollm):
     text = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
-    (_, n_full), = LMScorer(lm)([text])
-    (_, n_windowed), = LMScorer(lm, window=8)([text])
-    assert n_full == n_windowed == len(lm.tokenizer.encode(text))
+    (_, n_full), = LMScorer(smollm)([text])
+    (_, n_windowed), = LMScorer(smollm, window=8)([text])
+    assert n_full == n_windowed == len(smollm.tokenizer.encode(text))
 
 
 @pytest.mark.slow
-def test_eval_command_on_fixtures(tmp_path):
+def test_eval_command_on_fixtures(smollm, monkeypatch, tmp_path):
+    def load_model(model, mesh):  # the test process's SmolLM2, already loaded (and its programs compiled)
+        assert (model, mesh) == ("smollm2-135m", None)
+        return smollm
+
+    monkeypatch.setattr("jtoolformer.evaluate.model.load_model", load_model)
     assert main(["eval", "--model", "smollm2-135m", "--tasks", "math,perplexity", "--limit", "2",
                  "--data-dir", "tests/evaluate/fixtures", "--out", str(tmp_path)]) in (0, None)
     results = json.loads((tmp_path / "results.json").read_text())["results"]

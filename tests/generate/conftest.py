@@ -1,4 +1,5 @@
-"""SmolLM2, and a tiny random GPT-J over its tokenizer whose output-head bias steers which tokens win."""
+"""SmolLM2's tokenizer (the model is tests/conftest.py's), and a tiny random GPT-J over it whose output-head
+bias steers which tokens win."""
 
 from collections.abc import Mapping
 
@@ -9,11 +10,6 @@ import pytest
 from jtoolformer import load_model
 from jtoolformer.lm import LM
 from jtoolformer.models import ModelConfig
-
-
-@pytest.fixture(scope="session")
-def smollm() -> LM:
-    return load_model()
 
 
 @pytest.fixture(scope="session")
