@@ -91,18 +91,13 @@ class KVCache:
 
     def take_rows(self, rows: jax.Array, groups: jax.Array | None = None) -> "KVCache":
         """The cache of rows `rows` (indices [B']) and, with a grouped prefix, of prefix groups `groups`
-        ([G'], rows[b] then continuing groups[b // (B' / G')]; with prefix_rows only those are taken)."""
+        ([G'], rows[b] then continuing groups[b // (B' / G')]), named in prefix_rows rather than copied."""
         taken = self.map_rows(lambda x: x[rows]).replace(valid=self.valid[rows])
         if self.prefix_valid is not None:
             taken = taken.replace(prefix_valid=self.prefix_valid[rows])
         if groups is None:
             return taken
-        if self.prefix_rows is not None:
-            return taken.replace(prefix_rows=self.prefix_rows[groups])
-
-        def pick(prefix):
-            return tuple(x[groups] for x in prefix) if isinstance(prefix, tuple) else prefix[:, groups]
-        return taken.replace(prefix_k=pick(self.prefix_k), prefix_v=pick(self.prefix_v))
+        return taken.replace(prefix_rows=groups if self.prefix_rows is None else self.prefix_rows[groups])
 
     def with_prefixes(self, shared: "KVCache", grouped: "KVCache") -> "KVCache":
         """This cache's rows continuing all of `shared`'s one row, then the rows of `grouped` that
