@@ -38,6 +38,18 @@ def padded_rows(n: int, mesh: Mesh) -> int:
     return geometric_bucket(n, batch_multiple(mesh))
 
 
+def coarse_rows(n: int, mesh: Mesh, top: int) -> int:
+    """n rows (at most `top`) rounded up to a power of four, or to `top`, then to a multiple of the
+    mesh's batch axes: for a batch whose size varies widely, up to 4× padding for a handful of sizes
+    (top, top/4, … rather than every geometric_bucket between)."""
+    if not 0 < n <= top:
+        raise ValueError(f"{n} rows: expected 1 to {top}")
+    size = 1
+    while size < n:
+        size *= 4
+    return bucket(min(size, top), batch_multiple(mesh))
+
+
 def left_padded(seqs: Sequence[Sequence[int]], rows: int, width: int, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """tokens int32 [rows, width] and valid bool [rows, width]: each sequence right-aligned in its row
     (so every row's next token goes into the same column); rows past the sequences stay padding."""

@@ -91,7 +91,7 @@ class CandidateSampler:
     """Positions and sampled calls for one tool's prompt on one LM."""
 
     def __init__(self, lm, prompt: str, *, max_call_tokens: int = 32, sampling: Sampling = Sampling(temperature=1.0),
-                 call_head: str = "", max_position_tokens: int = 2048, call_sites: str = "word_boundary"):
+                 call_head: str = "", max_position_tokens: int = 1024, call_sites: str = "word_boundary"):
         """`call_head`: text fed after the API start before sampling begins (e.g. "Calculator("), so every
         sample names the tool; "" samples from the API start on, as the paper does.
         `max_position_tokens`: stage 1 runs at most this many (padded) tokens at a time.
@@ -178,13 +178,14 @@ class CandidateSampler:
         log_p = jax.nn.logsumexp(api, axis=-1) - logsumexp_over_vocab(hidden, w, bias)
         return cache.replace(prefix_k=None, prefix_v=None), jnp.exp(log_p), jnp.argmax(api, axis=-1)
 
-    def positions(self, docs: list[Document], threshold: float,
-                  top_k: int) -> tuple[list[dict[int, float]], list[Position], Prefixes]:
+    def positions(self, docs: list[Document], threshold: float, top_k: int,
+                  pad_to_docs: int = 0) -> tuple[list[dict[int, float]], list[Position], Prefixes]:
         """p_i at every allowed position of every document ({i: p_i} per document), the kept positions
         (p_i > threshold, at most the top_k per document, in text order) and the prefixes stage 2
-        continues."""
+        continues. `pad_to_docs`: rows are padded to at least this many documents, so that a run's
+        last, smaller batch compiles nothing new."""
         mesh = self.lm.mesh
-        rows = padded_rows(len(docs), mesh)
+        rows = padded_rows(max(len(docs), pad_to_docs), mesh)
         # every width compiles stage 1 and each stage-2 step again (about 50 MB of host memory each for
         # SmolLM2 on XLA:CPU), so widths take few sizes
         width = geometric_bucket(max(len(d.tail) for d in docs), 32)
@@ -258,39 +259,43 @@ class CandidateSampler:
         return state, keys[rows], position[rows]
 
     def sample_calls(self, docs: list[Document], kept: list[Position], prefixes: Prefixes, m: int,
-                     doc_keys: list[jax.Array], max_rows: int = 256, max_prefix_tokens: int = 8192) -> list[SampledCall]:
+                     doc_keys: list[jax.Array], max_rows: int = 128, max_prefix_tokens: int = 8192,
+                     calls_per_doc: int = 0) -> list[SampledCall]:
         """m calls at every kept position, decoded at most `max_rows` rows at a time (rows grouped by
         document; a document with more calls than that is split over several groups) and with at most
         `max_prefix_tokens` of prefixes (the few-shot head, kept once, and each group's document tail).
         Once few rows of a batch still write, those go on alone in a smaller batch. Each (document,
-        position, sample) has its own random key, so results do not depend on how rows are batched."""
+        position, sample) has its own random key, so results do not depend on how rows are batched.
+
+        Every batch of a call has one shape, set by the budgets, the prefixes' rows and width, and
+        `calls_per_doc` (k·m; 0: the most any document here has): a run that passes k·m and pads stage
+        1 to its batch size compiles the decoding programs once per width, not per batch."""
         if not kept:
             return []
         by_doc: dict[int, list[tuple[Position, int]]] = {}
         for pos in kept:
             by_doc.setdefault(pos.doc, []).extend((pos, s) for s in range(m))
-        # row and group counts take few sizes: each new one compiles the decoding step again
-        per_group = min(geometric_bucket(max(len(jobs) for jobs in by_doc.values())), max_rows)
+        per_group = min(geometric_bucket(calls_per_doc or max(len(jobs) for jobs in by_doc.values())), max_rows)
         groups = [(d, jobs[s : s + per_group]) for d, jobs in by_doc.items() for s in range(0, len(jobs), per_group)]
         budget = max(max_prefix_tokens - len(self.head), prefixes.width)  # for the groups' tails
 
         def padded(n: int) -> int:
             return padded_rows(n, self.lm.mesh)
 
-        fit = max(1, min(max_rows // per_group, budget // prefixes.width))
+        fit = max(1, min(max_rows // per_group, budget // prefixes.width, prefixes.tails.valid.shape[0]))
         while fit > 1 and (padded(fit) * per_group > max_rows or padded(fit) * prefixes.width > budget):
             fit -= 1
         out: list[SampledCall] = []
         for s in range(0, len(groups), fit):
-            out += self._sample_groups(docs, groups[s : s + fit], per_group, prefixes, doc_keys)
+            out += self._sample_groups(docs, groups[s : s + fit], padded(fit), per_group, prefixes, doc_keys)
             release_freed_memory()
         return out
 
     def _sample_groups(self, docs: list[Document], groups: list[tuple[int, list[tuple[Position, int]]]],
-                       per_group: int, prefixes: Prefixes, doc_keys: list[jax.Array]) -> list[SampledCall]:
-        """Decodes one batch of row groups, each group continuing its document's prefix."""
+                       n_groups: int, per_group: int, prefixes: Prefixes, doc_keys: list[jax.Array]) -> list[SampledCall]:
+        """Decodes one batch of row groups, each group continuing its document's prefix, padded to
+        n_groups groups of per_group rows."""
         width = prefixes.width
-        n_groups = padded_rows(len(groups), self.lm.mesh)
         doc_ids = [d for d, _ in groups] + [groups[0][0]] * (n_groups - len(groups))
         rows: list[tuple[Position, int] | None] = []
         for _, jobs in groups:
@@ -346,14 +351,16 @@ class CandidateSampler:
     def _regroup(self, active: np.ndarray, n_rows: int, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(rows, groups, alive) of a batch an eighth of n_rows (padded) holding the `active` rows, each
         group keeping the prefix it continues (kept once per group, not copied per row), or None when
-        they do not fit. rows: the rows taken, `groups` (padded) groups of equal size; alive: which of
-        them are active rows rather than repeats that only fill the batch."""
+        they do not fit. Its shape depends on n_rows and n_groups only, so each batch shape has one
+        smaller shape to go on in: min(n_groups, its rows) groups of equal size. rows: the rows taken;
+        groups: the prefix group each new group continues; alive: which rows are active rows rather
+        than repeats that only fill the batch."""
         size = padded_rows(-(-n_rows // 8), self.lm.mesh)
+        groups = min(n_groups, size)
+        per_new = size // groups
         per_group = n_rows // n_groups
         used, counts = np.unique(active // per_group, return_counts=True)
-        groups = padded_rows(len(used), self.lm.mesh)
-        per_new = size // groups
-        if groups * per_new >= n_rows or per_new < counts.max():
+        if groups * per_new >= n_rows or len(used) > groups or per_new < counts.max():
             return None
         rows, alive = [], []
         for g in used:

@@ -26,7 +26,7 @@ from jtoolformer.annotate.stats import REPORT_THRESHOLDS, AnnotationStats
 from jtoolformer.host_memory import release_freed_memory
 from jtoolformer.losses import output_head, token_logprobs
 from jtoolformer.models import ModelConfig, forward
-from jtoolformer.shapes import bucket, on_mesh, padded_rows
+from jtoolformer.shapes import bucket, coarse_rows, on_mesh, padded_rows
 from jtoolformer.tools.base import Tool
 from jtoolformer.tools.calls import ToolCall, format_call
 
@@ -174,7 +174,7 @@ class Scorer:
     def _arrays(self, segments: list[_Segment], rows: list[list[int]], requests: Sequence[tuple[int, ScoreRequest]],
                 width: int):
         """Device inputs for packed rows and the requests scored on them."""
-        n_rows = padded_rows(len(rows), self.lm.mesh)
+        n_rows = coarse_rows(len(rows), self.lm.mesh, self.max_rows)  # the model's forward: few sizes
         seqs = np.zeros((n_rows, width), np.int32)
         segment_ids = np.zeros((n_rows, width), np.int32)
         positions = np.zeros((n_rows, width), np.int32)
@@ -207,8 +207,7 @@ class Scorer:
             return out
         segments, used = self._segments(requests)
         lengths = [len(s.tokens) for s in segments]
-        width = max(bucket(max(lengths), self.length_multiple),
-                    min(self.row_length, bucket(sum(lengths), self.length_multiple)))
+        width = max(bucket(max(lengths), self.length_multiple), self.row_length)  # one width unless a sequence is longer
         rows = self._pack(lengths, width)
         for start in range(0, len(rows), self.max_rows):
             chunk = rows[start : start + self.max_rows]

@@ -44,8 +44,8 @@ class AnnotateConfig(Checked):
     positions_per_doc: int = setting(0, ge=0)  # k; 0: the tool's own (paper) value
     calls_per_position: int = setting(0, ge=0)  # m; 0: the tool's own (paper) value
     filter_threshold: float | None = setting(None)  # τ_f; None: the tool's own (paper) value
-    max_decode_rows: int = setting(256, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
-    max_position_tokens: int = setting(2048, ge=1)  # padded tokens per stage-1 forward (bounds it at any batch_docs)
+    max_decode_rows: int = setting(128, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
+    max_position_tokens: int = setting(1024, ge=1)  # padded tokens per stage-1 forward (bounds it at any batch_docs)
     max_prefix_tokens: int = setting(8192, ge=1)  # stage 2: head + tail tokens of the documents decoded together
     call_sites: str = setting("word_boundary", choices=CALL_SITE_RULES)  # stage-1 positions (call_sites.py)
     # stage 4: "prefix" (the paper) or "inline": z scored where it is inserted, against the call without result
@@ -156,8 +156,9 @@ class Annotator:
         tool, sampler, stats = self.tools[name], self.samplers[name], run.stats
         docs: list[Document] = [d for _, d, _ in batch]
         ids = [str(documents[k]["id"]) for k, _, _ in batch]
-        scores, positions, prefixes = sampler.positions(
-            docs, tool.sampling.position_threshold, self.cfg.positions_per_doc or tool.sampling.positions_per_doc)
+        k = self.cfg.positions_per_doc or tool.sampling.positions_per_doc
+        scores, positions, prefixes = sampler.positions(docs, tool.sampling.position_threshold, k,
+                                                        pad_to_docs=self.cfg.batch_docs)
         ranks = [{i: rank for rank, i in enumerate(sorted(s, key=lambda i: (-s[i], i)), 1)} for s in scores]
         run.positions += [{"id": ids[r], "tool": tool.name,
                            "scores": [[docs[r].starts[i], p] for i, p in sorted(s.items())]} for r, s in enumerate(scores)]
@@ -165,7 +166,7 @@ class Annotator:
         keys = [self._doc_key(documents[k]["id"], name) for k, _, _ in batch]
         m = self.cfg.calls_per_position or tool.sampling.calls_per_position
         sampled = sampler.sample_calls(docs, positions, prefixes, m, keys, max_rows=self.cfg.max_decode_rows,
-                                       max_prefix_tokens=self.cfg.max_prefix_tokens)
+                                       max_prefix_tokens=self.cfg.max_prefix_tokens, calls_per_doc=k * m)
         stats.calls_sampled += len(sampled)
         p_at = {(pos.doc, pos.i): pos.p for pos in positions}
         samples = [Candidate(ids[s.doc], tool.name, s.i, docs[s.doc].starts[s.i], p_at[s.doc, s.i],

@@ -27,7 +27,8 @@ def test_batches_follow_tail_length_and_outputs_stay_in_document_order(tokenizer
     paired = Annotator(lm, make_tools("calculator"), cfg)
     sampler, tails = paired.samplers["Calculator"], []
     positions = sampler.positions
-    sampler.positions = lambda batch, *a: tails.append([len(d.tail) for d in batch]) or positions(batch, *a)
+    sampler.positions = lambda batch, *a, **kw: (tails.append([len(d.tail) for d in batch])
+                                                 or positions(batch, *a, **kw))
     by_two = paired.annotate(docs)
     whole = Annotator(lm, make_tools("calculator"), dataclasses.replace(cfg, batch_docs=len(docs))).annotate(docs)
 

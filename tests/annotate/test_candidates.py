@@ -238,3 +238,27 @@ def test_new_params_give_the_positions_of_those_params(tokenizer):
     assert after.keys() == expected.keys()
     np.testing.assert_allclose(list(after.values()), list(expected.values()), rtol=1e-5)
     assert not np.allclose(list(before.values()), list(after.values()), rtol=1e-3)
+
+
+def test_a_run_padded_to_its_batch_size_and_k_m_decodes_every_batch_in_one_shape(tokenizer):
+    """Two batches with different numbers of documents and of kept positions: padded to the run's batch
+    size and sized for k·m calls per document, they compile stage 1 and the decoding start once (each
+    new shape costs SmolLM2 about 30 MB of host memory on XLA:CPU), and sample the calls that unpadded
+    batches sample."""
+    lm = tiny_lm(tokenizer, api_bias=0.0, seed=5)
+    texts = ["Out of 1400 participants, 400 passed.", "The school ordered 18 boxes, 180 pencils.",
+             "Paris is the capital of France, and Lyon is its third city.",
+             "A train covers 120 km in 2 hours, 60 km per hour."]  # tails of one padded width
+    padded, plain = (CandidateSampler(lm, PROMPT, max_call_tokens=5, sampling=Sampling(temperature=1.0))
+                     for _ in range(2))
+    docs = allowing([padded.prepare(tokenizer.encode(t), t) for t in texts], lambda k, i: k < 3 or i == 4)
+    keys = [jax.random.key(n) for n in range(4)]
+    for batch, batch_keys in ((docs[:3], keys[:3]), (docs[3:], keys[3:])):
+        _, kept, state = padded.positions(batch, threshold=-1.0, top_k=3, pad_to_docs=3)
+        calls = padded.sample_calls(batch, kept, state, 2, batch_keys, calls_per_doc=6)
+        _, kept_plain, state_plain = plain.positions(batch, threshold=-1.0, top_k=3)
+        assert kept == kept_plain
+        assert calls == plain.sample_calls(batch, kept_plain, state_plain, 2, batch_keys)
+    assert len({len(p.allowed) for p in docs}) > 1 and len(calls) == 2
+    assert padded._tails._cache_size() == padded._start._cache_size() == 1
+    assert plain._tails._cache_size() == plain._start._cache_size() == 2
