@@ -189,6 +189,15 @@ def project_qkv(
     return constrain(q, ("batch", "length", "act_heads", None)), k.transpose(0, 2, 3, 1), v.transpose(0, 2, 1, 3)
 
 
+def _depending_on(x: jax.Array, indices: jax.Array) -> jax.Array:
+    """`indices`, unchanged, but computed from x: what is gathered with them waits for x. Without it XLA
+    gathers every layer's prefix rows up front (hoisted out of a decoding loop, or scheduled first),
+    holding a copy of all of them at once: 270 MB for 12 groups of SmolLM2 at 512 tokens. (An
+    optimization_barrier would say this, but XLA:CPU drops barriers before it schedules.)"""
+    nan = jnp.isnan(x.reshape(-1)[0]).astype(indices.dtype)  # 0 or 1, unknown to the compiler
+    return jnp.minimum(indices, jnp.iinfo(indices.dtype).max - nan)
+
+
 def self_attention(
     x: jax.Array, cfg, *, use_bias: bool, interleaved: bool, out_name: str,
     mask: jax.Array, sin: jax.Array, cos: jax.Array, cache_index: jax.Array,
@@ -199,7 +208,8 @@ def self_attention(
     """The attention half of a block: projections, rotary, cache write, attention, output projection.
     prefix_rows [G] picks the prefix rows the groups continue, this layer's only."""
     if prefix_rows is not None:
-        prefix_k, prefix_v = prefix_k[prefix_rows], prefix_v[prefix_rows]
+        rows = _depending_on(x, prefix_rows)
+        prefix_k, prefix_v = prefix_k[rows], prefix_v[rows]
     q, k, v = project_qkv(x, cfg, use_bias=use_bias, sin=sin, cos=cos, interleaved=interleaved)
     k_all = write_cache(k_cache, k, cache_index, slot_axis=3)
     v_all = write_cache(v_cache, v, cache_index, slot_axis=2)
