@@ -147,6 +147,7 @@ def test_rows_going_on_alone_after_the_others_stop_sample_what_they_would_in_the
     stops = {t for ids in free[1:] for t in ids[:2]} - set(free[0])
     sampler = CandidateSampler(lm, PROMPT, max_call_tokens=9, sampling=Sampling(temperature=0.0))
     sampler.stop_ids = np.array(sorted(stops), np.int32)
+    sampler.min_rows_to_regroup = 1  # a batch this small goes on alone too
     compactions = []
     compact = sampler._compact
     sampler._compact = lambda *a: compactions.append(a[1]) or compact(*a)
