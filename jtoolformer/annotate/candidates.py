@@ -94,7 +94,7 @@ class CandidateSampler:
     """Positions and sampled calls for one tool's prompt on one LM."""
 
     def __init__(self, lm, prompt: str, *, max_call_tokens: int = 32, sampling: Sampling = Sampling(temperature=1.0),
-                 call_head: str = "", max_position_tokens: int = 1024, call_sites: str = "word_boundary"):
+                 call_head: str = "", max_position_tokens: int = 512, call_sites: str = "word_boundary"):
         """`call_head`: text fed after the API start before sampling begins (e.g. "Calculator("), so every
         sample names the tool; "" samples from the API start on, as the paper does.
         `max_position_tokens`: stage 1 runs at most this many (padded) tokens at a time.
@@ -263,7 +263,7 @@ class CandidateSampler:
         return state, keys[rows], position[rows]
 
     def sample_calls(self, docs: list[Document], kept: list[Position], prefixes: Prefixes, m: int,
-                     doc_keys: list[jax.Array], max_rows: int = 128, max_prefix_tokens: int = 8192,
+                     doc_keys: list[jax.Array], max_rows: int = 128, max_prefix_tokens: int = 16384,
                      calls_per_doc: int = 0) -> list[SampledCall]:
         """m calls at every kept position, decoded at most `max_rows` rows at a time (rows grouped by
         document; a document with more calls than that is split over several groups) and with at most

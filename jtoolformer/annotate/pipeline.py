@@ -45,8 +45,8 @@ class AnnotateConfig(Checked):
     calls_per_position: int = setting(0, ge=0)  # m; 0: the tool's own (paper) value
     filter_threshold: float | None = setting(None)  # τ_f; None: the tool's own (paper) value
     max_decode_rows: int = setting(128, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
-    max_position_tokens: int = setting(1024, ge=1)  # padded tokens per stage-1 forward (bounds it at any batch_docs)
-    max_prefix_tokens: int = setting(8192, ge=1)  # stage 2: head + tail tokens of the documents decoded together
+    max_position_tokens: int = setting(512, ge=1)  # padded tokens per stage-1 forward (bounds it at any batch_docs)
+    max_prefix_tokens: int = setting(16384, ge=1)  # stage 2: head + tail tokens of the documents decoded together
     call_sites: str = setting("word_boundary", choices=CALL_SITE_RULES)  # stage-1 positions (call_sites.py)
     # stage 4: "prefix" (the paper) or "inline": z scored where it is inserted, against the call without result
     filter_placement: str = setting("prefix", choices=("prefix", "inline"))
