@@ -190,7 +190,7 @@ class CandidateSampler:
         last, smaller batch compiles nothing new."""
         mesh = self.lm.mesh
         rows = padded_rows(max(len(docs), pad_to_docs), mesh)
-        # every width compiles stage 1 and each stage-2 step again (about 50 MB of host memory each for
+        # every width compiles stage 1 and stage 2's programs again (about 30 MB of host memory each for
         # SmolLM2 on XLA:CPU), so widths take few sizes
         width = geometric_bucket(max(len(d.tail) for d in docs), 32)
         tails, valid = left_padded([d.tail for d in docs], rows, width)
