@@ -188,6 +188,7 @@ class CandidateSampler:
         (p_i > threshold, at most the top_k per document, in text order) and the prefixes stage 2
         continues. `pad_to_docs`: rows are padded to at least this many documents, so that a run's
         last, smaller batch compiles nothing new."""
+        release_freed_memory()  # what the previous batch freed, before this stage's peak (+225 MB if not)
         mesh = self.lm.mesh
         rows = padded_rows(max(len(docs), pad_to_docs), mesh)
         # every width compiles stage 1 and stage 2's programs again (about 30 MB of host memory each for
