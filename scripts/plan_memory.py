@@ -5,7 +5,7 @@ shardings: nothing is allocated) on a simulated mesh of N CPU devices, one subpr
 device count is fixed when JAX starts). `compiled.memory_analysis()` gives each device's argument,
 output, temporary and aliased (donated) bytes. Stages: the train step (with the XLA loss and with the
 fused log-prob kernel, interpreted); annotation's positions pass
-(stage 1), the start and the decode loop of call sampling (stage 2) and the filter (stage 4); and
+(stage 1), the decode loop of call sampling (stage 2) and the filter (stage 4); and
 generation's prefill and decode chunk. XLA:CPU's buffer assignment only approximates a TPU's or a
 GPU's: their layouts pad differently and their compilers fuse and rematerialise differently.
 
@@ -155,13 +155,13 @@ def _annotation(lm, sizes: Sizes) -> dict:
     tail_cache = jax.eval_shape(sampler._tails, lm.params, head, t_int, t_bool)[0]
     call_rows = rows * sizes.calls_per_doc
     vec = lambda dtype: _struct((call_rows,), dtype, batch_sharding(mesh, (call_rows,)))  # noqa: E731
-    start_args = (lm.params, head, tail_cache, _struct((rows,), jnp.int32), vec(jnp.int32), vec(jnp.int32),
-                  vec(jnp.int32))
-    out["annotate_sampling_start"] = _analysis(sampler._start.lower(*start_args, n_steps=sizes.call_tokens))
-    state = jax.eval_shape(functools.partial(sampler._start_impl, n_steps=sizes.call_tokens), *start_args)
+    state = jax.eval_shape(functools.partial(sampler._start_impl, vocab_size=cfg.vocab_size, n_steps=sizes.call_tokens),
+                           tail_cache.valid, _struct((rows,), jnp.int32), vec(jnp.int32))
     keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), call_rows))
+    forced = (call_rows, 1 + len(sampler.call_head))
     out["annotate_sampling_decode"] = _analysis(sampler._decode.lower(
-        lm.params, head, tail_cache, state, vec(jnp.bool_), keys, vec(jnp.int32), np.int32(sizes.call_tokens)))
+        lm.params, head, tail_cache, state, vec(jnp.bool_), keys, vec(jnp.int32),
+        _struct(forced, jnp.int32, batch_sharding(mesh, forced)), np.int32(sizes.call_tokens)))
     scorer = Scorer(lm, max_rows=sizes.filter_rows, row_length=sizes.filter_row_length)
     packed = (padded_rows(sizes.filter_rows, mesh), sizes.filter_row_length)
     placed = [_struct(packed, jnp.int32, batch_sharding(mesh, packed)) for _ in range(3)]

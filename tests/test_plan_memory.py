@@ -12,7 +12,7 @@ import pytest
 from jtoolformer.models import abstract_params, load_model_config
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = {"train_step", "train_step_fused_logprobs", "annotate_positions", "annotate_sampling_start", "annotate_sampling_decode",
+STAGES = {"train_step", "train_step_fused_logprobs", "annotate_positions", "annotate_sampling_decode",
           "annotate_filter", "generate_prefill", "generate_decode"}
 
 

@@ -111,7 +111,7 @@ class CandidateSampler:
         self.stop_ids = np.array(stops or [-1], np.int32)
         self._prefill_head = jax.jit(self._prefill_head_impl)
         self._tails = jax.jit(self._tails_impl, static_argnames="chunk")
-        self._start = jax.jit(self._start_impl, static_argnames="n_steps")
+        self._start = jax.jit(self._start_impl, static_argnames=("vocab_size", "n_steps"))
         self._decode = jax.jit(self._decode_impl, donate_argnums=3)
         self._compact = jax.jit(self._compact_impl)
         self.min_rows_to_regroup = MIN_ROWS_TO_REGROUP
@@ -212,56 +212,52 @@ class CandidateSampler:
         return scores, kept, Prefixes(head, cache, width)
 
     # --- stage 2 -------------------------------------------------------------------------------
-    def _start_impl(self, params, head: KVCache, tails: KVCache, group_doc, cut, position, start_token, *,
-                    n_steps) -> CallDecodeState:
+    def _start_impl(self, tails_valid, group_doc, cut, vocab_size: int, n_steps: int) -> CallDecodeState:
         """Rows [n·J]: J per document group; row r continues the few-shot head (kept once for all rows),
         then document group_doc[r // J] up to tail column cut[r] (exclusive), and holds only its own
-        call tokens in its cache. Feeds each row's API-start token and the forced call head; returns
-        the decoding state."""
-        lm = self.lm
+        tokens in its cache: the forced ones (API start, call head), then up to n_steps sampled. The
+        decoding state before any is fed (the decoding program feeds the forced ones too, so no
+        other program of the model is compiled per shape)."""
         rows, groups = cut.shape[0], group_doc.shape[0]
-        seen = tails.valid[group_doc][jnp.arange(rows) // (rows // groups)] & (jnp.arange(tails.length)[None] < cut[:, None])
-        forced = jnp.concatenate([start_token[:, None], jnp.broadcast_to(self.call_head, (rows, len(self.call_head)))], 1)
-        cache = KVCache.zeros(lm.config, rows, n_steps + forced.shape[1]).replace(prefix_rows=group_doc, prefix_valid=seen)
-        logits, cache = self._forward(params, cache.with_prefixes(head, tails), forced,
-                                      position[:, None] + jnp.arange(forced.shape[1]))
-        return CallDecodeState(jnp.int32(0), cache.without_prefixes(), logits, jnp.full((rows, n_steps), -1, jnp.int32))
+        seen = tails_valid[group_doc][jnp.arange(rows) // (rows // groups)] & (jnp.arange(tails_valid.shape[1])[None] < cut[:, None])
+        cache = KVCache.zeros(self.lm.config, rows, 1 + len(self.call_head) + n_steps)
+        return CallDecodeState(jnp.int32(0), cache.replace(prefix_rows=group_doc, prefix_valid=seen),
+                               jnp.zeros((rows, vocab_size), jnp.float32), jnp.full((rows, n_steps), -1, jnp.int32))
 
-    def _forward(self, params, cache: KVCache, tokens, positions):
-        """Feeds tokens [rows] or [rows, n] at their positions; the logits after the last."""
-        tokens, positions = jnp.atleast_2d(tokens.T).T, jnp.atleast_2d(positions.T).T
-        logits, cache = forward(self.lm.config, self.lm.mesh, params, tokens, positions, cache=cache)
-        return logits[:, -1], cache
-
-    def _decode_impl(self, params, head: KVCache, tails: KVCache, state: CallDecodeState, done, keys, position, until):
-        """Samples and feeds one token per row per step until step `until` or every row is done."""
-        n_steps = state.tokens.shape[1]
+    def _decode_impl(self, params, head: KVCache, tails: KVCache, state: CallDecodeState, done, keys, position, forced,
+                     until):
+        """Feeds each row's forced tokens [rows, F] (at position, position + 1, …), then samples and feeds
+        one token per row per step, until step `until` (forced steps counted) or every row is done."""
+        n_forced, n_steps = forced.shape[1], state.tokens.shape[1]
 
         def body(carry):
             step, cache, logits, done, out = carry
-            step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(keys)
+            sampled_step = step - n_forced
+            step_keys = jax.vmap(lambda k: jax.random.fold_in(k, sampled_step))(keys)
             token = jax.vmap(lambda lg, k: sample(lg[None], k, self.sampling)[0])(logits, step_keys)
             token = jnp.where(done, -1, token)
-            out = jax.lax.dynamic_update_slice(out, token[:, None], (0, step))
-            done = done | jnp.isin(token, self.stop_ids)
-            logits, cache = self._forward(params, cache.with_prefixes(head, tails), jnp.maximum(token, 0),
-                                          position + 1 + step)
-            return step + 1, cache.without_prefixes(), logits, done, out
+            is_forced = step < n_forced
+            out = jnp.where(is_forced, out, jax.lax.dynamic_update_slice(out, token[:, None], (0, sampled_step)))
+            done = done | (~is_forced & jnp.isin(token, self.stop_ids))
+            token = jnp.where(is_forced, forced[:, jnp.minimum(step, n_forced - 1)], jnp.maximum(token, 0))
+            logits, cache = forward(self.lm.config, self.lm.mesh, params, token[:, None], (position + step)[:, None],
+                                    cache=cache.with_prefixes(head, tails))
+            return step + 1, cache.without_prefixes(), logits[:, -1], done, out
 
         def more(carry):
             step, _, _, done, _ = carry
-            return (step < jnp.minimum(until, n_steps)) & ~done.all()
+            return (step < jnp.minimum(until, n_forced + n_steps)) & ~done.all()
 
         step, cache, logits, done, out = jax.lax.while_loop(more, body, (state.step, state.cache, state.logits, done,
                                                                          state.tokens))
         return CallDecodeState(step, cache, logits, out), done
 
     @staticmethod
-    def _compact_impl(state: CallDecodeState, rows, groups, keys, position):
+    def _compact_impl(state: CallDecodeState, rows, groups, keys, position, forced):
         """The decoding state of rows `rows` only, continuing the prefixes of groups `groups`."""
         state = state.replace(cache=state.cache.take_rows(rows, groups), logits=state.logits[rows],
                               tokens=state.tokens[rows])
-        return state, keys[rows], position[rows]
+        return state, keys[rows], position[rows], forced[rows]
 
     def sample_calls(self, docs: list[Document], kept: list[Position], prefixes: Prefixes, m: int,
                      doc_keys: list[jax.Array], max_rows: int = 128, max_prefix_tokens: int = 16384,
@@ -310,13 +306,12 @@ class CandidateSampler:
         jobs = [job or filler for job in rows]  # padding rows start done; their values only need be valid
         cut = np.array([width - len(docs[p.doc].tail) + docs[p.doc].copy_start + p.i for p, _ in jobs], np.int32)
         position = np.array([len(self.head) + docs[p.doc].copy_start + p.i for p, _ in jobs], np.int32)
-        start_token = np.array([p.start_token for p, _ in jobs], np.int32)
+        forced = np.array([[p.start_token, *self.call_head] for p, _ in jobs], np.int32)
         keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(doc_keys[p.doc], p.i), s) for p, s in jobs])
         done = np.array([job is None for job in rows])
-        context = prefixes.head, prefixes.tails
-        tokens = self._decode_rows(
-            context, self._start(self.lm.params, *context, np.array(doc_ids, np.int32), cut, position, start_token,
-                                 n_steps=self.max_call_tokens), done, keys, position + len(self.call_head))
+        state = self._start(prefixes.tails.valid, np.array(doc_ids, np.int32), cut,
+                            vocab_size=self.lm.config.vocab_size, n_steps=self.max_call_tokens)
+        tokens = self._decode_rows((prefixes.head, prefixes.tails), state, done, keys, position, forced)
         tok = self.lm.tokenizer
         out = []
         for job, row in zip(rows, tokens):
@@ -326,20 +321,22 @@ class CandidateSampler:
         return out
 
     def _decode_rows(self, context: tuple[KVCache, KVCache], state: CallDecodeState, done: np.ndarray, keys: jax.Array,
-                     position: np.ndarray) -> np.ndarray:
-        """Every row's sampled tokens [rows, n_steps] (-1 after its stop). Every CHECK_EVERY steps, once
+                     position: np.ndarray, forced: np.ndarray) -> np.ndarray:
+        """Every row's sampled tokens [rows, n_steps] (-1 after its stop), after its forced tokens
+        [rows, F] fed from `position` on. Every CHECK_EVERY steps, once
         the rows still writing fit in a batch an eighth of the size (see _regroup), decoding goes on
         with those rows only, if there were at least min_rows_to_regroup."""
         n_steps = self.max_call_tokens
         tokens = np.full((len(done), n_steps), -1, np.int32)
+        last_step = forced.shape[1] + n_steps
         origin = np.arange(len(done))  # the original row of each row decoded, -1 for a row that only fills
         step = 0
         while True:
-            state, finished = self._decode(self.lm.params, *context, state, done, keys, position,
+            state, finished = self._decode(self.lm.params, *context, state, done, keys, position, forced,
                                            np.int32(step + CHECK_EVERY))
             step, finished = int(state.step), np.asarray(finished)
             active = np.flatnonzero(~finished)
-            if step >= n_steps or not len(active):
+            if step >= last_step or not len(active):
                 break
             done = finished
             regrouped = (self._regroup(active, len(done), state.cache.prefix_groups)
@@ -348,7 +345,7 @@ class CandidateSampler:
                 rows, groups, alive = regrouped
                 real = origin >= 0
                 tokens[origin[real]] = np.asarray(state.tokens)[real]
-                state, keys, position = self._compact(state, rows, groups, keys, position)
+                state, keys, position, forced = self._compact(state, rows, groups, keys, position, forced)
                 done, origin = ~alive, np.where(alive, origin[rows], -1)
         real = origin >= 0
         tokens[origin[real]] = np.asarray(state.tokens)[real]
