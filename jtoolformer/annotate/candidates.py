@@ -260,7 +260,7 @@ class CandidateSampler:
         return state, keys[rows], position[rows], forced[rows]
 
     def sample_calls(self, docs: list[Document], kept: list[Position], prefixes: Prefixes, m: int,
-                     doc_keys: list[jax.Array], max_rows: int = 128, max_prefix_tokens: int = 16384,
+                     doc_keys: list[jax.Array], max_rows: int = 192, max_prefix_tokens: int = 16384,
                      calls_per_doc: int = 0) -> list[SampledCall]:
         """m calls at every kept position, decoded at most `max_rows` rows at a time (rows grouped by
         document; a document with more calls than that is split over several groups) and with at most
@@ -276,7 +276,9 @@ class CandidateSampler:
         by_doc: dict[int, list[tuple[Position, int]]] = {}
         for pos in kept:
             by_doc.setdefault(pos.doc, []).extend((pos, s) for s in range(m))
-        per_group = min(geometric_bucket(calls_per_doc or max(len(jobs) for jobs in by_doc.values())), max_rows)
+        calls = calls_per_doc or max(len(jobs) for jobs in by_doc.values())
+        split = -(-calls // max_rows)  # groups a document's calls take, as even as can be
+        per_group = min(geometric_bucket(-(-calls // split)), max_rows)
         groups = [(d, jobs[s : s + per_group]) for d, jobs in by_doc.items() for s in range(0, len(jobs), per_group)]
         budget = max(max_prefix_tokens - len(self.head), prefixes.width)  # for the groups' tails
 
@@ -352,28 +354,33 @@ class CandidateSampler:
         return tokens
 
     def _regroup(self, active: np.ndarray, n_rows: int, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(rows, groups, alive) of a batch an eighth of n_rows (padded) holding the `active` rows, each
-        group keeping the prefix it continues (kept once per group, not copied per row), or None when
-        they do not fit. Its shape depends on n_rows and n_groups only, so each batch shape has one
-        smaller shape to go on in: min(n_groups, its rows) groups of equal size. rows: the rows taken;
-        groups: the prefix group each new group continues; alive: which rows are active rows rather
-        than repeats that only fill the batch."""
+        """(rows, groups, alive) of a batch an eighth of n_rows (padded) holding the `active` rows, or None
+        when they do not fit. Its shape depends on n_rows and n_groups only, so each batch shape has one
+        smaller shape to go on in: the same groups when each then holds two rows or more, else one
+        group per row. Each new group continues one old group's prefix (kept once, not copied per
+        row); an old group with more active rows than a new one holds is split over several. rows:
+        the rows taken; groups: the old group each new group continues; alive: which rows are active
+        rows rather than repeats that only fill the batch."""
         size = padded_rows(-(-n_rows // 8), self.lm.mesh)
-        groups = min(n_groups, size)
-        per_new = size // groups
-        per_group = n_rows // n_groups
-        used, counts = np.unique(active // per_group, return_counts=True)
-        if groups * per_new >= n_rows or len(used) > groups or per_new < counts.max():
+        groups = n_groups if size >= 2 * n_groups else size
+        per_new, per_group = size // groups, n_rows // n_groups
+        if groups * per_new >= n_rows:
+            return None
+        pieces = []  # (old group, its active rows) of each new group
+        for g in np.unique(active // per_group):
+            mine = active[active // per_group == g]
+            pieces += [(g, mine[s : s + per_new]) for s in range(0, len(mine), per_new)]
+        if len(pieces) > groups:
             return None
         rows, alive = [], []
-        for g in used:
-            mine = active[active // per_group == g]
-            rows += [*mine, *[mine[0]] * (per_new - len(mine))]
-            alive += [True] * len(mine) + [False] * (per_new - len(mine))
-        rows += [active[0]] * (groups - len(used)) * per_new
-        alive += [False] * (groups - len(used)) * per_new
-        return (np.array(rows, np.int32), np.concatenate([used, np.full(groups - len(used), used[0])]).astype(np.int32),
-                np.array(alive))
+        for _, part in pieces:
+            rows += [*part, *[part[0]] * (per_new - len(part))]
+            alive += [True] * len(part) + [False] * (per_new - len(part))
+        fill = groups - len(pieces)  # groups that only fill: repeats of the first active row, in its group
+        pieces += [(active[0] // per_group, None)] * fill
+        rows += [active[0]] * fill * per_new
+        alive += [False] * fill * per_new
+        return np.array(rows, np.int32), np.array([g for g, _ in pieces], np.int32), np.array(alive)
 
 
 def cut_call(text: str) -> str:

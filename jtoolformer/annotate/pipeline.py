@@ -44,7 +44,7 @@ class AnnotateConfig(Checked):
     positions_per_doc: int = setting(0, ge=0)  # k; 0: the tool's own (paper) value
     calls_per_position: int = setting(0, ge=0)  # m; 0: the tool's own (paper) value
     filter_threshold: float | None = setting(None)  # τ_f; None: the tool's own (paper) value
-    max_decode_rows: int = setting(128, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
+    max_decode_rows: int = setting(192, ge=1)  # calls decoded together in stage 2 (bounds memory at any k, m)
     max_position_tokens: int = setting(512, ge=1)  # padded tokens per stage-1 forward (bounds it at any batch_docs)
     max_prefix_tokens: int = setting(16384, ge=1)  # stage 2: head + tail tokens of the documents decoded together
     call_sites: str = setting("word_boundary", choices=CALL_SITE_RULES)  # stage-1 positions (call_sites.py)
@@ -139,7 +139,7 @@ class Annotator:
         for batch in [*batches, None]:
             if batch:
                 _show(bar, "sampling (previous batch executing)" if pending else "sampling", run.stats)
-            started = self._sample(name, batch, documents, run) if batch else None
+            started = self._sample(name, batch, documents, run, len(batches[0])) if batch else None
             if pending is not None:
                 _show(bar, "filtering", run.stats)
                 self._filter(name, *pending, documents, run)
@@ -151,14 +151,15 @@ class Annotator:
         run.positions.sort(key=lambda record: order[record["id"]])
         run.candidates.sort(key=lambda candidate: order[candidate.id])
 
-    def _sample(self, name: str, batch, documents, run: _ToolRun):
-        """Stages 1–2 on the device, then stage 3 submitted to the executor in the background."""
+    def _sample(self, name: str, batch, documents, run: _ToolRun, pad_to_docs: int):
+        """Stages 1–2 on the device, then stage 3 submitted to the executor in the background. Batches
+        are padded to the first's size (pad_to_docs), so a smaller last batch compiles nothing new."""
         tool, sampler, stats = self.tools[name], self.samplers[name], run.stats
         docs: list[Document] = [d for _, d, _ in batch]
         ids = [str(documents[k]["id"]) for k, _, _ in batch]
         k = self.cfg.positions_per_doc or tool.sampling.positions_per_doc
         scores, positions, prefixes = sampler.positions(docs, tool.sampling.position_threshold, k,
-                                                        pad_to_docs=self.cfg.batch_docs)
+                                                        pad_to_docs=pad_to_docs)
         ranks = [{i: rank for rank, i in enumerate(sorted(s, key=lambda i: (-s[i], i)), 1)} for s in scores]
         run.positions += [{"id": ids[r], "tool": tool.name,
                            "scores": [[docs[r].starts[i], p] for i, p in sorted(s.items())]} for r, s in enumerate(scores)]
