@@ -155,7 +155,7 @@ def _annotation(lm, sizes: Sizes) -> dict:
     tail_cache = jax.eval_shape(sampler._tails, lm.params, head, t_int, t_bool)[0]
     call_rows = rows * sizes.calls_per_doc
     vec = lambda dtype: _struct((call_rows,), dtype, batch_sharding(mesh, (call_rows,)))  # noqa: E731
-    state = jax.eval_shape(functools.partial(sampler._start_impl, vocab_size=cfg.vocab_size, n_steps=sizes.call_tokens),
+    state = jax.eval_shape(functools.partial(sampler._start_impl, n_steps=sizes.call_tokens),
                            tail_cache.valid, _struct((rows,), jnp.int32), vec(jnp.int32))
     keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), call_rows))
     forced = (call_rows, 1 + len(sampler.call_head))

@@ -111,7 +111,7 @@ class CandidateSampler:
         self.stop_ids = np.array(stops or [-1], np.int32)
         self._prefill_head = jax.jit(self._prefill_head_impl)
         self._tails = jax.jit(self._tails_impl, static_argnames="chunk")
-        self._start = jax.jit(self._start_impl, static_argnames=("vocab_size", "n_steps"))
+        self._start = jax.jit(self._start_impl, static_argnames="n_steps")
         self._decode = jax.jit(self._decode_impl, donate_argnums=3)
         self._compact = jax.jit(self._compact_impl)
         self.min_rows_to_regroup = MIN_ROWS_TO_REGROUP
@@ -212,7 +212,7 @@ class CandidateSampler:
         return scores, kept, Prefixes(head, cache, width)
 
     # --- stage 2 -------------------------------------------------------------------------------
-    def _start_impl(self, tails_valid, group_doc, cut, vocab_size: int, n_steps: int) -> CallDecodeState:
+    def _start_impl(self, tails_valid, group_doc, cut, n_steps: int) -> CallDecodeState:
         """Rows [n·J]: J per document group; row r continues the few-shot head (kept once for all rows),
         then document group_doc[r // J] up to tail column cut[r] (exclusive), and holds only its own
         tokens in its cache: the forced ones (API start, call head), then up to n_steps sampled. The
@@ -222,7 +222,7 @@ class CandidateSampler:
         seen = tails_valid[group_doc][jnp.arange(rows) // (rows // groups)] & (jnp.arange(tails_valid.shape[1])[None] < cut[:, None])
         cache = KVCache.zeros(self.lm.config, rows, 1 + len(self.call_head) + n_steps)
         return CallDecodeState(jnp.int32(0), cache.replace(prefix_rows=group_doc, prefix_valid=seen),
-                               jnp.zeros((rows, vocab_size), jnp.float32), jnp.full((rows, n_steps), -1, jnp.int32))
+                               jnp.zeros((rows, self.lm.config.vocab_size), jnp.float32), jnp.full((rows, n_steps), -1, jnp.int32))
 
     def _decode_impl(self, params, head: KVCache, tails: KVCache, state: CallDecodeState, done, keys, position, forced,
                      until):
@@ -311,8 +311,7 @@ class CandidateSampler:
         forced = np.array([[p.start_token, *self.call_head] for p, _ in jobs], np.int32)
         keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(doc_keys[p.doc], p.i), s) for p, s in jobs])
         done = np.array([job is None for job in rows])
-        state = self._start(prefixes.tails.valid, np.array(doc_ids, np.int32), cut,
-                            vocab_size=self.lm.config.vocab_size, n_steps=self.max_call_tokens)
+        state = self._start(prefixes.tails.valid, np.array(doc_ids, np.int32), cut, n_steps=self.max_call_tokens)
         tokens = self._decode_rows((prefixes.head, prefixes.tails), state, done, keys, position, forced)
         tok = self.lm.tokenizer
         out = []
