@@ -5,6 +5,8 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# libtpu (tests compile for TPU topologies) takes a lock per host unless told that several processes may load it.
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 # Every compilation is real in tests (and nothing is written to ~/.cache); tests/test_compilation_cache.py turns it on.
 os.environ["JTOOLFORMER_COMPILATION_CACHE"] = "0"
 

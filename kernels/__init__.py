@@ -1,1 +1,0 @@
-"""Pallas kernels, each beside its pure-JAX reference (importable as ``jtoolformer.kernels``)."""
