@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec
 
-from jtoolformer.kernels.dispatch import kernel_backend, resolve_impl
+from jtoolformer.kernels.dispatch import kernel_backend, platform, resolve_impl
 from jtoolformer.kernels.vocab_logprobs import self_check, selected_logits, vocab_logsumexp
 from jtoolformer.models import ModelConfig
 
@@ -50,6 +50,7 @@ def logsumexp_over_vocab(hidden: jax.Array, w: jax.Array, b: jax.Array | None, m
     v = w.shape[1]
     size, count = vocab_tiles(v, max_chunk)
 
+    @jax.checkpoint  # the backward pass recomputes each chunk's logits: [..., V] is never stored
     def body(carry, k):
         m, s = carry
         start = jnp.minimum(k * size, v - size)
@@ -68,7 +69,7 @@ def _kernel_logprobs(hidden, w, b, targets, mesh: Mesh | None):
     """The fused kernel over rows [N, D]. On a mesh, when the devices divide V, each takes a slice of
     the vocabulary for every row (its own slice of W and dW, no whole copy of either) and the rows'
     log-sum-exps and target logits are combined across devices; else each takes a share of the rows."""
-    backend, interpret = kernel_backend()
+    backend, interpret = kernel_backend(platform(mesh))
     lse = functools.partial(vocab_logsumexp, backend=backend, interpret=interpret)
     h, t = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
     axes = tuple(a for a in (mesh.axis_names if mesh is not None else ()) if mesh.shape[a] > 1)
@@ -105,6 +106,7 @@ def token_logprobs(hidden: jax.Array, w: jax.Array, b: jax.Array | None, targets
                    impl: str = "xla", mesh: Mesh | None = None, max_chunk: int = 8192) -> jax.Array:
     """log p(target | hidden) for hidden [..., D], targets [...] → [...], float32. impl: "xla",
     "pallas" or "auto" (see jtoolformer.kernels.dispatch); the kernel splits rows over `mesh`."""
-    if resolve_impl(impl, "token_logprobs", self_check, (hidden.shape[-1], hidden.dtype.name)) == "pallas":
+    key = (hidden.shape[-1], hidden.dtype.name)
+    if resolve_impl(impl, "token_logprobs", self_check, key, mesh=mesh) == "pallas":
         return _kernel_logprobs(hidden, w, b, targets, mesh)
     return selected_logits(hidden, w, b, targets) - logsumexp_over_vocab(hidden, w, b, max_chunk)

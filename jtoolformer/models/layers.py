@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec
 
-from jtoolformer.kernels.dispatch import kernel_backend, resolve_impl
+from jtoolformer.kernels.dispatch import kernel_backend, platform, resolve_impl
 from jtoolformer.kernels.prefix_decode_attention import prefix_decode_attention, self_check
 from jtoolformer.sharding import active_mesh, constrain
 
@@ -141,7 +141,7 @@ def decode_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array,
     b, _, h, d = q.shape
     p0 = 0 if shared_k is None else shared_k.shape[-1]
     p = p0 + (0 if prefix_k is None else prefix_k.shape[-1])
-    backend, interpret = kernel_backend()
+    backend, interpret = kernel_backend(platform(active_mesh()))
     args = (q[:, 0], k, v, mask[:, 0, p:])
     if prefix_k is not None:
         args += (prefix_k, prefix_v, mask[:, 0, p0:p])
@@ -215,7 +215,8 @@ def self_attention(
     v_all = write_cache(v_cache, v, cache_index, slot_axis=2)
     key = (cfg.head_dim, v_all.dtype.name, cfg.n_heads // cfg.n_kv_heads)
     decode_step = k_cache is not None and q.shape[1] == 1
-    if decode_step and resolve_impl(cfg.attention_impl, "decode attention", self_check, key) == "pallas":
+    if decode_step and resolve_impl(cfg.attention_impl, "decode attention", self_check, key,
+                                    mesh=active_mesh()) == "pallas":
         out = decode_attention(q, k_all, v_all, mask, prefix_k, prefix_v, shared_k, shared_v)
     else:
         out = attention(q, k_all, v_all, mask, prefix_k, prefix_v, shared_k, shared_v)

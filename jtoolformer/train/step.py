@@ -21,8 +21,6 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jtoolformer.kernels import vocab_logprobs
-from jtoolformer.kernels.dispatch import resolve_impl
 from jtoolformer.losses import output_head, token_logprobs
 from jtoolformer.models import ModelConfig, abstract_params, forward, param_shardings
 from jtoolformer.sharding import named_sharding
@@ -108,17 +106,15 @@ class Trainer:
 
     # -- losses --------------------------------------------------------------------------------------
     def _sums(self, params, batch, rng=None) -> tuple[jax.Array, jax.Array]:
-        """(sum of the masked token cross-entropies, number of masked tokens), float32."""
-        cfg = self.model_cfg
-        fused = resolve_impl(cfg.logprob_impl, "token_logprobs", vocab_logprobs.self_check,
-                             (cfg.d_model, jnp.dtype(cfg.dtype).name)) == "pallas"
-        out, _ = forward(cfg, self.mesh, params, batch["inputs"], batch["positions"], segment_ids=batch["segment_ids"],
-                         rngs=None if rng is None else {"dropout": rng}, return_hidden=fused)
-        if fused:  # the kernel takes the final hidden states: no [tokens, V] logits in either pass
-            w, b = output_head(params, self.model_cfg)
-            ce = -token_logprobs(out, w, b, batch["targets"], impl="pallas", mesh=self.mesh)
-        else:
-            ce = optax.softmax_cross_entropy_with_integer_labels(out, batch["targets"])
+        """(sum of the masked token cross-entropies, number of masked tokens), float32. The loss takes
+        the final hidden states, so neither implementation keeps [tokens, V] logits for the backward
+        pass: the fused kernel never forms them, the XLA one recomputes them a vocabulary chunk at a
+        time (jtoolformer.losses)."""
+        out, _ = forward(self.model_cfg, self.mesh, params, batch["inputs"], batch["positions"],
+                         segment_ids=batch["segment_ids"], rngs=None if rng is None else {"dropout": rng},
+                         return_hidden=True)
+        w, b = output_head(params, self.model_cfg)
+        ce = -token_logprobs(out, w, b, batch["targets"], impl=self.model_cfg.logprob_impl, mesh=self.mesh)
         mask = batch["loss_mask"].astype(F32)
         return jnp.sum(ce * mask), jnp.sum(mask)
 

@@ -153,3 +153,21 @@ def test_training_loss_and_filter_scores_with_the_kernel_equal_xla():
     assert_close(scores, ref_scores, jnp.float32)
     for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
         assert_close(g, r, jnp.float32)
+
+
+def test_the_xla_loss_keeps_no_full_logits_for_its_backward_pass():
+    """The train step's XLA loss (losses.token_logprobs, impl "xla") recomputes each vocabulary chunk's
+    logits in the backward pass: its compiled gradient's temporaries stay well under one [N, V] float32
+    array, the logits optax's cross-entropy would keep (and its gradients match that reference)."""
+    n, d, v = 512, 64, 32 * 1024  # 32 chunks: XLA unrolls a loop of a few, and then keeps every chunk
+    keys = jax.random.split(jax.random.key(3), 3)
+    h, w = jax.random.normal(keys[0], (n, d)), jax.random.normal(keys[1], (d, v)) * 0.1
+    t = jax.random.randint(keys[2], (n,), 0, v)
+    chunked = jax.grad(lambda h, w: token_logprobs(h, w, None, t, impl="xla", max_chunk=1024).sum(), argnums=(0, 1))
+    full = jax.grad(lambda h, w: vocab_logprobs_reference(h, w, None, t).sum(), argnums=(0, 1))
+    logits_bytes = n * v * 4
+    temp = jax.jit(chunked).lower(h, w).compile().memory_analysis().temp_size_in_bytes
+    assert temp < 0.2 * logits_bytes
+    assert jax.jit(full).lower(h, w).compile().memory_analysis().temp_size_in_bytes >= logits_bytes
+    for got, ref in zip(jax.jit(chunked)(h, w), jax.jit(full)(h, w)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), atol=2e-4, rtol=2e-4)
