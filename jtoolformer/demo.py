@@ -13,7 +13,7 @@ from pathlib import Path
 from jtoolformer import config
 from jtoolformer.annotate.cli import annotate_corpus, format_table
 from jtoolformer.annotate.pipeline import AnnotateConfig
-from jtoolformer.cli.args import at_least
+from jtoolformer.cli.args import add_dtype_arg, at_least, dtype_overrides
 from jtoolformer.data.corpus import DEMO_CORPUS
 from jtoolformer.generate.session import ToolGenerator
 from jtoolformer.lm import DEFAULT_MODEL, load_model
@@ -34,14 +34,15 @@ PROMPTS = (
 
 
 def run_demo(out: Path, model: str = DEFAULT_MODEL, documents: int = 40, progress: bool = True,
-             backends: ToolBackends | None = None) -> None:
-    """`backends`: what backs WikiSearch, QA and MT, over the demo config's (the bundled passages)."""
+             backends: ToolBackends | None = None, dtype: str | None = None) -> None:
+    """`backends`: what backs WikiSearch, QA and MT, over the demo config's (the bundled passages);
+    `dtype`: the model's for annotation and generation (fine-tuning follows configs/train_demo.yaml)."""
     cfg = config.load(AnnotateConfig, CONFIGS / "annotate_demo.yaml")
     if backends is not None:
         cfg = dataclasses.replace(cfg, index=backends.index or cfg.index, mt_model=backends.mt_model or cfg.mt_model)
     print(f"1/3 annotate: {documents} documents of {DEMO_CORPUS.name} with {cfg.tools}")
     stats = annotate_corpus(cfg, model, str(DEMO_CORPUS), out / "annotate", limit=documents, stride=7,
-                            progress=progress)
+                            progress=progress, dtype=dtype)
     print(format_table(stats))
     examples = stats.get("_c_star_examples", 0)
     lm = None
@@ -53,7 +54,7 @@ def run_demo(out: Path, model: str = DEFAULT_MODEL, documents: int = 40, progres
         train_on(train_cfg, lm, out / "annotate", out / "train")
     else:
         print("\n2/3 no call passed the filter, so there is nothing to fine-tune on: the base model generates")
-        lm = load_model(model)
+        lm = load_model(model, **dtype_overrides(dtype))
     print("\n3/3 generate with tools")
     show_generations(lm, PROMPTS, ToolBackends(cfg.index, cfg.mt_model))
 
@@ -63,9 +64,10 @@ def add_demo_command(subparsers) -> None:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--documents", type=at_least(1), default=40, help="documents of the demo corpus to annotate")
+    add_dtype_arg(p)
     add_backend_args(p)
     p.set_defaults(func=lambda args: run_demo(Path(args.out), args.model, args.documents,
-                                              backends=backends_from_args(args)) or 0)
+                                              backends=backends_from_args(args), dtype=args.dtype) or 0)
 
 
 def show_generations(lm, prompts, backends: ToolBackends = ToolBackends()) -> None:

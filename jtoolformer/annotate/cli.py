@@ -12,7 +12,7 @@ from jtoolformer import config
 from jtoolformer.annotate.candidates_file import CANDIDATES_FILE, OUTCOMES, summary
 from jtoolformer.annotate.pipeline import AnnotateConfig, Annotator, prompt_overrides
 from jtoolformer.annotate.shards import run_annotation
-from jtoolformer.cli.args import add_coordinator_args, at_least, mesh_from_text
+from jtoolformer.cli.args import add_coordinator_args, add_dtype_arg, at_least, dtype_overrides, mesh_from_text
 from jtoolformer.data.corpus import DEMO_CORPUS, open_corpus
 from jtoolformer.data.documents import describe_skips
 from jtoolformer.lm import DEFAULT_MODEL, load_model
@@ -22,7 +22,8 @@ from jtoolformer.tools.registry import ToolBackends, describe_backends, tool_key
 
 
 def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mesh_sizes: str = "-1,1,1",
-                    data_dir: str | None = None, limit: int = 0, stride: int = 1, progress: bool = True) -> dict:
+                    data_dir: str | None = None, limit: int = 0, stride: int = 1, progress: bool = True,
+                    dtype: str | None = None) -> dict:
     """Checks the mesh, the tools, the output directory and the corpus, then loads the model onto this
     host's devices and the tools, annotates this host's share of every `stride`-th document of the corpus
     (the first `limit` of them, when given); returns the statistics (on host 0; {} on the others)."""
@@ -34,7 +35,7 @@ def annotate_corpus(cfg: AnnotateConfig, model: str, corpus: str, out: Path, mes
     documents = open_corpus(corpus, data_dir or str(out / "corpus_tfds"))
     if jax.process_index() == 0:
         config.save(cfg, out / "annotate_config.yaml")
-    lm = load_model(model, mesh=mesh)
+    lm = load_model(model, mesh=mesh, **dtype_overrides(dtype))
     tools = backends.make_tools(cfg.tools, generator=lm)
     for line in describe_backends(tools):
         print(line)
@@ -49,7 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     backends = backends_from_args(args, ToolBackends(cfg.index, cfg.mt_model))
     cfg = dataclasses.replace(cfg, index=backends.index, mt_model=backends.mt_model)
     initialize_distributed(args.distributed, args.coordinator, args.num_processes, args.process_id)
-    stats = annotate_corpus(cfg, args.model, args.corpus, Path(args.out), args.mesh, args.data_dir, args.limit)
+    stats = annotate_corpus(cfg, args.model, args.corpus, Path(args.out), args.mesh, args.data_dir, args.limit,
+                            dtype=args.dtype)
     if stats:
         print(format_table(stats))
         if stats["_corpus_skipped"]:
@@ -86,6 +88,7 @@ def add_annotate_command(subparsers) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor over this host's devices")
+    add_dtype_arg(p)
     p.add_argument("--limit", type=at_least(0), default=0, help="only the first N documents")
     p.add_argument("--distributed", action="store_true",
                    help="one process per host (jax.distributed); all share --out and annotate their shards")

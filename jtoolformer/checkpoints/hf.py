@@ -32,13 +32,24 @@ def read_hf_config(directory: str | Path) -> ModelConfig:
     return config_from_hf(hf, path)
 
 
+# A checkpoint's torch_dtype → the params and compute it runs in: float16 weights run in bfloat16 (same
+# width; TPUs compute in it), so GPT-J-6B's float16 release loads at 12 GB, not 24.
+_CHECKPOINT_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "bfloat16"}
+
+
 def config_from_hf(hf: dict, path: Path) -> ModelConfig:
-    """The ModelConfig of a HF config dict read from `path`; a bad field is a UsageError naming the file."""
+    """The ModelConfig of a HF config dict read from `path`, in the checkpoint's own dtype (its
+    torch_dtype, "dtype" since transformers 5; float32 when it has none); a bad field is a UsageError
+    naming the file."""
     model_type = hf.get("model_type")
     if model_type not in ARCH_MODULES:
         raise UsageError(f"{path}: model_type {model_type!r} is not supported; expected one of {sorted(ARCH_MODULES)}")
+    stored = hf.get("dtype", hf.get("torch_dtype")) or "float32"
+    if stored not in _CHECKPOINT_DTYPES:
+        raise UsageError(f"{path}: dtype {stored!r} is not supported; expected one of {sorted(_CHECKPOINT_DTYPES)}")
+    dtype = _CHECKPOINT_DTYPES[stored]
     try:
-        return ARCH_MODULES[model_type].config_from_hf(hf)
+        return ARCH_MODULES[model_type].config_from_hf(hf).replace(dtype=dtype, param_dtype=dtype)
     except KeyError as e:
         raise UsageError(f"{path}: missing key {e} for a {model_type} config") from e
     except (TypeError, AttributeError, ValueError) as e:  # a field of the wrong type or out of range

@@ -17,7 +17,21 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="HF checkpoint directory, .gguf file, YAML model config, or smollm2-135m (default)")
     parser.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor sizes over this host's devices (one may be -1)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    add_dtype_arg(parser)
+
+
+INFERENCE_DTYPES = ("float32", "bfloat16")
+
+
+def add_dtype_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtype", default=None, choices=INFERENCE_DTYPES,
+                        help="params and compute (default: a HF checkpoint's torch_dtype, float32 otherwise); "
+                             "bfloat16 halves the memory, as GPT-J-6B needs on a v3-8 or v5e-8")
+
+
+def dtype_overrides(dtype: str | None) -> dict[str, str]:
+    """The model-config fields --dtype sets: params and compute alike (nothing: the model's own)."""
+    return {} if dtype is None else {"dtype": dtype, "param_dtype": dtype}
 
 
 def add_coordinator_args(parser: argparse.ArgumentParser) -> None:
@@ -58,4 +72,4 @@ def mesh_from_text(text: str) -> Mesh:
 
 
 def load_from_args(args: argparse.Namespace) -> LM:
-    return load_model(args.model, mesh=mesh_from_text(args.mesh), dtype=args.dtype)
+    return load_model(args.model, mesh=mesh_from_text(args.mesh), **dtype_overrides(args.dtype))

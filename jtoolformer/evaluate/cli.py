@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from jtoolformer.cli.args import at_least
+from jtoolformer.cli.args import add_dtype_arg, at_least
 from jtoolformer.errors import UsageError
 from jtoolformer.evaluate.harness import check_modes, evaluate
 from jtoolformer.evaluate.protocols import Generator, TextScorer
@@ -15,7 +15,7 @@ from jtoolformer.evaluate.tasks import FAMILIES, DataSources, resolve_tasks
 from jtoolformer.tools.cli import add_backend_args, backends_from_args
 from jtoolformer.tools.registry import ToolBackends
 
-ModelFactory = Callable[[str, str | None, ToolBackends], tuple[Generator, TextScorer]]
+ModelFactory = Callable[[str, str | None, ToolBackends, str | None], tuple[Generator, TextScorer]]
 
 
 def _comma_list(text: str) -> list[str]:
@@ -30,7 +30,7 @@ def run_eval(args: argparse.Namespace, make_generator_and_scorer: ModelFactory) 
     args.out.mkdir(parents=True, exist_ok=True)
     backends = backends_from_args(args)
     backends.check()
-    generator, scorer = make_generator_and_scorer(args.model, args.mesh, backends)
+    generator, scorer = make_generator_and_scorer(args.model, args.mesh, backends, args.dtype)
     results = evaluate(
         generator,
         scorer,
@@ -52,7 +52,7 @@ def add_eval_command(
     subparsers: argparse._SubParsersAction, make_generator_and_scorer: ModelFactory
 ) -> argparse.ArgumentParser:
     """Adds `eval`; its parsed args carry ``func(args)``, which runs it with the model that
-    ``make_generator_and_scorer(args.model, args.mesh, backends)`` builds, its tools backed by
+    ``make_generator_and_scorer(args.model, args.mesh, backends, args.dtype)`` builds, its tools backed by
     ``backends`` (--index, --mt-model)."""
     parser = subparsers.add_parser("eval", help="evaluate a model on the paper's downstream tasks")
     parser.add_argument(
@@ -61,6 +61,7 @@ def add_eval_command(
     parser.add_argument(
         "--mesh", default=None, help="data,fsdp,tensor over this host's devices (default: one device)"
     )
+    add_dtype_arg(parser)
     parser.add_argument(
         "--tasks",
         default=",".join(FAMILIES),

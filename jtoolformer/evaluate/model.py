@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jtoolformer.cli.args import mesh_from_text
+from jtoolformer.cli.args import dtype_overrides, mesh_from_text
 from jtoolformer.generate.session import Generation, ToolGenerator
 from jtoolformer.lm import LM, load_model
 from jtoolformer.losses import output_head, token_logprobs
@@ -69,11 +69,11 @@ class LMScorer:
         return out
 
 
-def make_generator_and_scorer(model: str, mesh: str | None = None,
-                              backends: ToolBackends = ToolBackends()) -> tuple[LMGenerator, LMScorer]:
+def make_generator_and_scorer(model: str, mesh: str | None = None, backends: ToolBackends = ToolBackends(),
+                              dtype: str | None = None) -> tuple[LMGenerator, LMScorer]:
     """`mesh`: "data,fsdp,tensor" sizes over this host's devices; None: one device. Prints what backs
     the tools."""
-    lm = load_model(model, mesh=None if mesh is None else mesh_from_text(mesh))
+    lm = load_model(model, mesh=None if mesh is None else mesh_from_text(mesh), **dtype_overrides(dtype))
     tools = backends.make_tools(TOOL_KEYS, generator=lm)
     for line in describe_backends(tools):
         print(line)

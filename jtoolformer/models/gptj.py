@@ -105,5 +105,5 @@ def config_to_hf(cfg: ModelConfig) -> dict:
         "tie_word_embeddings": cfg.tie_embeddings,
         "bos_token_id": cfg.bos_id,
         "eos_token_id": cfg.eos_id,
-        "torch_dtype": "float32",
+        "torch_dtype": cfg.param_dtype,
     }

@@ -119,5 +119,5 @@ def config_to_hf(cfg: ModelConfig) -> dict:
         "mlp_bias": cfg.mlp_bias,
         "bos_token_id": cfg.bos_id,
         "eos_token_id": cfg.eos_id,
-        "torch_dtype": "float32",
+        "torch_dtype": cfg.param_dtype,
     }

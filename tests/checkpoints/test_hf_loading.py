@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -47,9 +48,13 @@ def test_bfloat16_and_torch_bin_checkpoints(tmp_path):
                                   bos_token_id=0, eos_token_id=0)
     model = transformers.GPTJForCausalLM(cfg)
     model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
-    _, params = load_hf(tmp_path / "bf16", one_device(), scan_layers=True)
+    cfg, params = load_hf(tmp_path / "bf16", one_device(), scan_layers=True)
     ref = model.transformer.h[1].attn.q_proj.weight.detach().float().numpy().T
-    np.testing.assert_array_equal(np.asarray(params["h"]["q_proj"]["kernel"][1]), ref)
+    np.testing.assert_array_equal(np.asarray(params["h"]["q_proj"]["kernel"][1], np.float32), ref)
+    # the checkpoint's dtype is the model's unless the command asks for another (--dtype)
+    assert (cfg.dtype, cfg.param_dtype, params["h"]["q_proj"]["kernel"].dtype) == ("bfloat16", "bfloat16", jnp.bfloat16)
+    cfg, params = load_hf(tmp_path / "bf16", one_device(), dtype="float32", param_dtype="float32")
+    assert (cfg.dtype, params["h_1"]["q_proj"]["kernel"].dtype) == ("float32", jnp.float32)
 
     model.float().save_pretrained(tmp_path / "bin", safe_serialization=False)
     _, params = load_hf(tmp_path / "bin", one_device(), scan_layers=False)
@@ -122,3 +127,13 @@ def test_load_peak_memory_stays_below_1_3x_params(tmp_path):
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["params_mb"] > 300
     assert figures["ratio"] < 1.3, figures
+
+
+def test_every_inference_command_takes_the_dtype():
+    from jtoolformer.cli.main import build_parser
+
+    parser = build_parser()
+    for command in (["annotate", "--out", "o"], ["generate", "hi"], ["demo"],
+                    ["eval", "--model", "m", "--data-dir", "d", "--out", "o"]):
+        assert parser.parse_args([*command, "--dtype", "bfloat16"]).dtype == "bfloat16"
+        assert parser.parse_args(command).dtype is None  # the checkpoint's own

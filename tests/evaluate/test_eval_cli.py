@@ -21,8 +21,8 @@ def test_eval_command_builds_the_model_and_writes_the_report(
 ) -> None:
     asked = []
 
-    def factory(model_spec: str, mesh: str | None, backends):
-        asked.append((model_spec, mesh, backends))
+    def factory(model_spec: str, mesh: str | None, backends, dtype):
+        asked.append((model_spec, mesh, backends, dtype))
         examples = list(resolve_tasks("lama_squad")[0].load(sources))
         return LookupGenerator(
             {e.prompt: e.answers[0] for e in examples}, {examples[0].prompt}
@@ -50,10 +50,12 @@ def test_eval_command_builds_the_model_and_writes_the_report(
             "disabled",
             "--trigger-top-k",
             "3",
+            "--dtype",
+            "bfloat16",
         ]
     )
     args.func(args)
-    assert asked == [("ckpt/step_2000", "1,8,1", ToolBackends())]
+    assert asked == [("ckpt/step_2000", "1,8,1", ToolBackends(), "bfloat16")]
     payload = json.loads((out / "results.json").read_text())
     assert payload["run"] == {"model": "ckpt/step_2000", "trigger_top_k": 3, "limit": 2}
     assert [(r["task"], r["mode"], r["value"]) for r in payload["results"]] == [
@@ -64,7 +66,7 @@ def test_eval_command_builds_the_model_and_writes_the_report(
 
 
 def test_eval_command_defaults() -> None:
-    args = _parser(lambda spec, mesh, backends: None).parse_args(
+    args = _parser(lambda spec, mesh, backends, dtype: None).parse_args(
         ["eval", "--model", "m", "--data-dir", "d", "--out", "o"]
     )
     assert args.tasks == "lama,math,qa,mlqa,temporal,perplexity"
