@@ -1,16 +1,19 @@
-"""Per-device memory of every compiled program of the recipe, for a model too large for this machine.
+"""Per-device memory and cost of every compiled program of the recipe, from the TPU compiler, for a model
+too large for this machine.
 
-Each stage is lowered and compiled with abstract params and inputs (ShapeDtypeStructs carrying their
-shardings: nothing is allocated) on a simulated mesh of N CPU devices, one subprocess per N (the
-device count is fixed when JAX starts). `compiled.memory_analysis()` gives each device's argument,
-output, temporary and aliased (donated) bytes. Stages: the train step (with the XLA loss and with the
-fused log-prob kernel, interpreted); annotation's positions pass
-(stage 1), the decode loop of call sampling (stage 2) and the filter (stage 4); and
-generation's prefill and decode chunk. XLA:CPU's buffer assignment only approximates a TPU's or a
-GPU's: their layouts pad differently and their compilers fuse and rematerialise differently.
+Each stage is lowered with abstract params and inputs (ShapeDtypeStructs carrying their shardings:
+nothing is allocated) on a mesh of a real TPU topology's devices and compiled by XLA:TPU (libtpu,
+ahead of time on this CPU host, as MaxText's train_compile.py does; `pip install -e ".[tpu]"`).
+`compiled.memory_analysis()` gives each device's argument, output, temporary, aliased (donated) and
+generated-code bytes; `cost_analysis()` its flops and bytes accessed, from which a roofline bound on
+its time follows (see `roofline`). Stages: the train step (with the XLA loss and with the fused
+log-prob kernel); annotation's positions pass (stage 1), the decode loop of call sampling (stage 2)
+and the filter (stage 4); generation's prefill and its decode chunk with tool steps; the evaluation
+scorer.
 
-    python scripts/plan_memory.py        # GPT-J-6B on 1, 4, 8 and 32 devices (an H100; v4-8; v3-8, v5e-8; v3-32)
-    python scripts/plan_memory.py --config configs/gptj_tiny.yaml --sizes tiny --out /tmp/plan.json
+    python scripts/plan_memory.py        # GPT-J-6B on every target in TARGETS
+    python scripts/plan_memory.py --targets v3-8 v5e-8 --stages train_step
+    python scripts/plan_memory.py --config configs/gptj_tiny.yaml --sizes tiny --targets v5e-8 --out /tmp/plan.json
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import functools
 import json
 import math
 import os
-import subprocess
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -60,6 +63,72 @@ SIZES = {
 }
 
 
+@dataclass(frozen=True)
+class Chip:
+    """One JAX device of a TPU generation: a TensorCore, or a chip's two as one megacore device. From
+    Google Cloud's TPU pages (`source`); per-chip figures are halved for v3, whose two cores are two
+    devices. ICI is the chip's bidirectional inter-chip bandwidth where the page gives it."""
+
+    hbm_gib: float
+    tflops: float  # bf16 peak
+    hbm_gbps: float
+    ici_gbps: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Target:
+    topology: str  # as jax.experimental.topologies.get_topology_desc names it
+    chip_config: str  # "megacore": a chip's two TensorCores are one device (v4, v5p)
+    chip: Chip
+    # the train step's (data, fsdp, tensor) mesh: FSDP over every device, except where 16 GiB devices
+    # need tensor parallelism too (it halves each layer's gathered weights and their float32 gradients)
+    train_mesh: tuple[int, int, int]
+
+    def devices(self) -> list:
+        from jax.experimental import topologies
+
+        return list(topologies.get_topology_desc(platform="tpu", topology_name=self.topology,
+                                                 chip_config_name=self.chip_config).devices)
+
+
+_V3 = Chip(16, 123 / 2, 900 / 2, None, "https://cloud.google.com/tpu/docs/v3 (per chip: 32 GiB, 900 GBps, 123 TFLOPs)")
+_V4 = Chip(32, 275, 1200, None, "https://cloud.google.com/tpu/docs/v4")
+_V5E = Chip(16, 197, 819, 400, "https://cloud.google.com/tpu/docs/v5e")
+_V5P = Chip(95, 459, 2765, 1200, "https://cloud.google.com/tpu/docs/v5p-training")
+_V6E = Chip(32, 918, 1638, 800, "https://cloud.google.com/tpu/docs/v6e")
+TARGETS = {
+    "v3-8": Target("v3:2x2", "default", _V3, (1, 4, 2)),
+    "v4-8": Target("v4:2x2x1", "megacore", _V4, (1, 4, 1)),
+    "v5e-8": Target("v5e:2x4", "default", _V5E, (1, 4, 2)),
+    "v5p-8": Target("v5p:2x2x1", "megacore", _V5P, (1, 4, 1)),
+    "v6e-8": Target("v6e:2x4", "default", _V6E, (1, 8, 1)),
+    "v4-32": Target("v4:2x2x4", "megacore", _V4, (1, 16, 1)),  # 4 hosts: a multi-host slice
+}
+COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
+_SHAPE = re.compile(r"(pred|s8|u8|s16|u16|s32|u32|s64|u64|bf16|f16|f32|f64)\[([\d,]*)\]")
+_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "f32": 4,
+          "s64": 8, "u64": 8, "f64": 8}
+
+
+def collective_bytes(hlo: str) -> int:
+    """Bytes of the results of the collectives in a compiled module's text (each op once: like the cost
+    analysis, a loop's body is counted once)."""
+    total = 0
+    for line in hlo.splitlines():
+        match = re.match(r"\s*%?\S+ = (.+?) (" + "|".join(COLLECTIVES) + r")(-start)?\(", line)
+        if match:
+            for dtype, dims in _SHAPE.findall(match.group(1)):
+                total += _BYTES[dtype] * math.prod(int(d) for d in dims.split(",") if d)
+    return total
+
+
+def _compiler() -> dict:
+    from importlib import metadata
+
+    return {name: metadata.version(name) for name in ("jax", "jaxlib", "libtpu")}
+
+
 def _byte_tokenizer():
     """One token per byte: prompts of an exact length, with the "[" and "]" tokens calls need."""
     from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers
@@ -73,12 +142,21 @@ def _byte_tokenizer():
 
 
 def _analysis(lowered) -> dict:
+    """What XLA:TPU assigned one device: memory, flops and bytes accessed (every loop iteration
+    counted, see `loop_trips`) and the bytes its collectives move."""
     start = time.perf_counter()
     compiled = lowered.compile()
+    seconds = time.perf_counter() - start
     m = compiled.memory_analysis()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    hlo = compiled.as_text()
     out = {"argument_bytes": m.argument_size_in_bytes, "output_bytes": m.output_size_in_bytes,
            "temp_bytes": m.temp_size_in_bytes, "alias_bytes": m.alias_size_in_bytes,
-           "compile_s": round(time.perf_counter() - start, 1)}
+           "generated_code_bytes": m.generated_code_size_in_bytes,
+           "flops": cost.get("flops", 0.0), "bytes_accessed": cost.get("bytes accessed", 0.0),
+           "collective_bytes": collective_bytes(hlo), "mosaic_calls": hlo.count('custom_call_target="tpu_custom_call"'),
+           "compile_s": round(seconds, 1)}
     out["peak_bytes"] = out["argument_bytes"] + out["output_bytes"] + out["temp_bytes"] - out["alias_bytes"]
     out["peak_gib"] = round(out["peak_bytes"] / GIB, 3)
     return out
@@ -90,9 +168,11 @@ def _struct(shape, dtype, sharding=None):
     return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
 
 
-def _train(config: str, sizes: Sizes, devices: int) -> dict:
-    """The train step with the XLA loss, and with the fused log-prob kernel (interpreted on the CPU,
-    so its figures are rougher still)."""
+def _train(config: str, sizes: Sizes, devices: list, mesh_sizes: tuple[int, int, int] | None = None, *,
+           scan_layers: bool = True, micro_batches: int | None = None, impls: tuple[str, ...] = ("xla", "pallas")) -> dict:
+    """The train step with the XLA loss and with the fused log-prob kernel (Mosaic on a TPU) on a
+    (data, fsdp, tensor) mesh (default: FSDP over every device), one sequence per data × fsdp device
+    per micro-batch unless `micro_batches` says otherwise."""
     import jax.numpy as jnp
 
     from jtoolformer.models import load_model_config
@@ -100,23 +180,25 @@ def _train(config: str, sizes: Sizes, devices: int) -> dict:
     from jtoolformer.train.config import OptimConfig
     from jtoolformer.train.step import Trainer, train_step_program
 
-    mesh = make_mesh(data=1, fsdp=devices, tensor=1)
-    micro = max(1, sizes.train_batch // devices)  # one sequence per device per micro-batch
+    data, fsdp, tensor = mesh_sizes or (1, len(devices), 1)
+    mesh = make_mesh(data, fsdp, tensor, devices=devices)
+    micro = micro_batches or max(1, sizes.train_batch // (data * fsdp))
     shape = (sizes.train_batch, sizes.train_seq_len)
     batch = {name: _struct(shape, jnp.float32 if name == "loss_mask" else jnp.int32, batch_sharding(mesh, shape))
              for name in ("inputs", "targets", "positions", "segment_ids", "loss_mask")}
     out = {}
-    for stage, impl in (("train_step", "xla"), ("train_step_fused_logprobs", "pallas")):
-        cfg = load_model_config(config, dtype="bfloat16", param_dtype="float32", remat=True, scan_layers=True,
+    for impl in impls:
+        cfg = load_model_config(config, dtype="bfloat16", param_dtype="float32", remat=True, scan_layers=scan_layers,
                                 logprob_impl=impl)
         trainer = Trainer(cfg, mesh, OptimConfig(mu_dtype="bfloat16"), steps=1000, micro_batches=micro)
+        stage = "train_step" if impl == "xla" else "train_step_fused_logprobs"
         out[stage] = {**_analysis(train_step_program.lower(trainer, trainer.abstract_state(), batch)), "mesh": dict(mesh.shape),
                       "precision": "bf16 compute, fp32 params, fp32 Adam nu, bf16 Adam mu, FSDP, remat",
-                      "micro_batches": micro, "logprob_impl": impl}
+                      "micro_batches": micro, "logprob_impl": impl, "tokens": sizes.train_batch * sizes.train_seq_len}
     return out
 
 
-def _inference_lm(config: str, devices: int):
+def _inference_lm(config: str, devices: list, *, scan_layers: bool = True):
     """An LM whose params are ShapeDtypeStructs, bf16, tensor-parallel over up to 8 devices."""
     import jax
 
@@ -124,9 +206,9 @@ def _inference_lm(config: str, devices: int):
     from jtoolformer.models import abstract_params, load_model_config, param_shardings
     from jtoolformer.sharding import make_mesh
 
-    cfg = load_model_config(config, dtype="bfloat16", param_dtype="bfloat16", scan_layers=True)
-    tensor = min(8, math.gcd(devices, cfg.n_heads))
-    mesh = make_mesh(data=devices // tensor, fsdp=1, tensor=tensor)
+    cfg = load_model_config(config, dtype="bfloat16", param_dtype="bfloat16", scan_layers=scan_layers)
+    tensor = min(8, math.gcd(len(devices), cfg.n_heads))
+    mesh = make_mesh(data=len(devices) // tensor, fsdp=1, tensor=tensor, devices=devices)
     params = jax.tree.map(lambda x, s: _struct(x.shape, x.dtype, s), abstract_params(cfg), param_shardings(cfg, mesh))
     return LM(cfg, params, _byte_tokenizer(), mesh)
 
@@ -177,6 +259,7 @@ def _generation(lm, sizes: Sizes) -> dict:
 
     from jtoolformer.generate.decoder import DecodeState
     from jtoolformer.generate.sampling import Sampling
+    from jtoolformer.generate.tool_steps import RowState, ToolDecoder, tool_chunk_program
     from jtoolformer.models import KVCache
     from jtoolformer.shapes import bucket, padded_rows
     from jtoolformer.sharding import batch_sharding
@@ -193,54 +276,153 @@ def _generation(lm, sizes: Sizes) -> dict:
                         jax.eval_shape(lambda: jax.random.key(0)))
     out["generate_decode"] = _analysis(decoder._chunk.lower(lm.params, state, _struct((1,), jnp.int32),
                                                             n_steps=sizes.decode_chunk, sampling=Sampling()))
+    tools = ToolDecoder(lm)
+    vec = lambda dtype: _struct((rows,), dtype, batch_sharding(mesh, (rows,)))  # noqa: E731
+    row_state = RowState(vec(jnp.bool_), vec(jnp.int32), vec(jnp.int32), vec(jnp.bool_))
+    forced = (rows, sizes.decode_chunk)
+    out["generate_tool_decode"] = _analysis(tool_chunk_program.lower(
+        lm.params, state, row_state, _struct(forced, jnp.int32, batch_sharding(mesh, forced)), tools.classes,
+        decoder=decoder, sampling=Sampling(), trigger_top_k=10))
     return out
 
 
-def plan(config: str, sizes: Sizes, devices: int) -> dict:
-    """Every stage compiled on this process's first `devices` devices (JAX must already see them)."""
-    import jax
+def _evaluation(lm, sizes: Sizes) -> dict:
+    """The scorer of the perplexity benchmarks (WikiText, CCNet): a batch of windows' summed NLL."""
+    import jax.numpy as jnp
 
-    if len(jax.devices()) < devices:
-        raise RuntimeError(f"JAX sees {len(jax.devices())} devices, the plan needs {devices}")
-    lm = _inference_lm(config, devices)
-    stages = _train(config, sizes, devices)
-    inference = {"mesh": dict(lm.mesh.shape), "precision": "bf16 params and compute, tensor parallel"}
-    for name, result in {**_annotation(lm, sizes), **_generation(lm, sizes)}.items():
-        stages[name] = {**result, **inference}
-    return stages
+    from jtoolformer.evaluate.model import LMScorer
+    from jtoolformer.shapes import padded_rows
+    from jtoolformer.sharding import batch_sharding
+
+    shape = (padded_rows(sizes.prompts, lm.mesh), sizes.train_seq_len)
+    ids, valid = (_struct(shape, d, batch_sharding(lm.mesh, shape)) for d in (jnp.int32, jnp.bool_))
+    return {"eval_scorer": _analysis(LMScorer(lm)._nll.lower(lm.params, ids, valid))}
 
 
-def run_in_subprocess(config: str, sizes: str, devices: int) -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", JTOOLFORMER_COMPILATION_CACHE="0")
-    flags = [f for f in env.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
-    env["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={devices}"])
-    done = subprocess.run([sys.executable, __file__, "--worker", "--config", config, "--sizes", sizes,
-                           "--devices", str(devices)], env=env, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"planning on {devices} devices failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+STAGES = ("train_step", "train_step_fused_logprobs", "annotate_positions", "annotate_sampling_decode",
+          "annotate_filter", "generate_prefill", "generate_decode", "generate_tool_decode", "eval_scorer")
+INFERENCE = "bf16 params and compute, tensor parallel"
+
+
+def _train_impls(stages: tuple[str, ...], devices: list) -> tuple[str, ...]:
+    """The loss implementations whose train step is asked for and compiles on `devices`."""
+    from jtoolformer.kernels.dispatch import KERNEL_BACKENDS, platform
+    from jtoolformer.sharding import make_mesh
+
+    kernels = platform(make_mesh(devices=devices)) in KERNEL_BACKENDS
+    return tuple(impl for impl, stage in (("xla", "train_step"), ("pallas", "train_step_fused_logprobs"))
+                 if stage in stages and (impl == "xla" or kernels))
+
+
+def plan(config: str, sizes: Sizes, devices: list, stages: tuple[str, ...] = STAGES,
+         train_mesh: tuple[int, int, int] | None = None) -> dict:
+    """Each of `stages` compiled for a mesh over `devices`: the runtime's programs (layers scanned).
+    The fused-loss train step is left out where Mosaic does not compile the kernel (TPU v3)."""
+    out = {}
+    impls = _train_impls(stages, devices)
+    if impls:
+        out.update(_train(config, sizes, devices, train_mesh, impls=impls))
+    if set(stages) - {"train_step", "train_step_fused_logprobs"}:
+        lm = _inference_lm(config, devices)
+        inference = {**_annotation(lm, sizes), **_generation(lm, sizes), **_evaluation(lm, sizes)}
+        out.update({name: {**r, "mesh": dict(lm.mesh.shape), "precision": INFERENCE}
+                    for name, r in inference.items() if name in stages})
+    return out
+
+
+def costs(config: str, sizes: Sizes, devices: list, stages: tuple[str, ...] = STAGES,
+          train_mesh: tuple[int, int, int] | None = None) -> dict:
+    """Flops, bytes accessed and collective bytes of one step of each stage, for the roofline. XLA's
+    cost analysis counts a loop's body once, so these programs have none: layers unrolled, the train
+    step's batch in one micro-batch (memory aside, the same work as the accumulated step), the decode
+    loops run for one step."""
+    single = dataclasses.replace(sizes, call_tokens=1, decode_chunk=1)
+    impls = _train_impls(stages, devices)
+    out = _train(config, sizes, devices, train_mesh, scan_layers=False, micro_batches=1, impls=impls) if impls else {}
+    if set(stages) - {"train_step", "train_step_fused_logprobs"}:
+        lm = _inference_lm(config, devices, scan_layers=False)
+        out.update({**_annotation(lm, single), **_generation(lm, single), **_evaluation(lm, single)})
+    keep = ("flops", "bytes_accessed", "collective_bytes", "compile_s")
+    return {name: {k: r[k] for k in keep} for name, r in out.items() if name in stages}
+
+
+def roofline(cost: dict, chip: Chip) -> dict:
+    """A lower bound on one device's time for a program: the slowest of its flops at the chip's peak,
+    its bytes at HBM bandwidth and its collectives' bytes at ICI bandwidth. It leaves out everything
+    that keeps a program from its bound: MXU tiles left idle by small shapes, overlap that XLA does not
+    achieve, host work (tools, tokenising, the input pipeline) and launch gaps between programs."""
+    compute = cost["flops"] / (chip.tflops * 1e12)
+    memory = cost["bytes_accessed"] / (chip.hbm_gbps * 1e9)
+    network = cost["collective_bytes"] / (chip.ici_gbps * 1e9)
+    bound = max(compute, memory, network)
+    return {"seconds": bound, "bound_by": ("compute", "memory", "network")[[compute, memory, network].index(bound)],
+            "compute_s": compute, "memory_s": memory, "network_s": network}
+
+
+def predictions(stages: dict, chip: Chip, sizes: Sizes) -> dict:
+    """Throughputs the roofline bounds: fine-tuning tokens/s, annotation documents/s and generation
+    tokens/s, for the whole slice (every device runs its share at once)."""
+    out = {}
+    for name in ("train_step", "train_step_fused_logprobs"):
+        if "roofline" in stages.get(name, {}):
+            out[f"{name}_tokens_per_s"] = stages[name]["tokens"] / stages[name]["roofline"]["seconds"]
+    annotate = ("annotate_positions", "annotate_sampling_decode", "annotate_filter")
+    if all("roofline" in stages.get(s, {}) for s in annotate):
+        # A batch of `docs` documents: one positions pass, call_tokens decode steps, and filter passes
+        # for each document's calls (rows of filter_rows per pass).
+        calls = sizes.docs * sizes.calls_per_doc
+        filter_passes = math.ceil(3 * calls / sizes.filter_rows)  # each call scored with, without and with no result
+        seconds = (stages["annotate_positions"]["roofline"]["seconds"]
+                   + sizes.call_tokens * stages["annotate_sampling_decode"]["roofline"]["seconds"]
+                   + filter_passes * stages["annotate_filter"]["roofline"]["seconds"])
+        out["annotate_documents_per_s"] = sizes.docs / seconds
+    if all("roofline" in stages.get(s, {}) for s in ("generate_prefill", "generate_tool_decode")):
+        seconds = (stages["generate_prefill"]["roofline"]["seconds"]
+                   + sizes.new_tokens * stages["generate_tool_decode"]["roofline"]["seconds"])
+        out["generate_tokens_per_s"] = sizes.prompts * sizes.new_tokens / seconds
+    return out
+
+
+def plan_target(config: str, sizes: Sizes, target: Target, stages: tuple[str, ...], with_costs: bool) -> dict:
+    devices = target.devices()
+    result = plan(config, sizes, devices, stages, target.train_mesh)
+    if with_costs:
+        for name, cost in costs(config, sizes, devices, stages, target.train_mesh).items():
+            result[name]["cost_program"] = cost
+            result[name]["roofline"] = roofline(cost, target.chip)
+    for r in result.values():
+        r["fits"] = r["peak_bytes"] <= target.chip.hbm_gib * GIB
+        r["spare_gib"] = round(target.chip.hbm_gib - r["peak_bytes"] / GIB, 3)
+    return {"topology": target.topology, "chip_config": target.chip_config, "devices": len(devices),
+            "train_mesh": dict(zip(("data", "fsdp", "tensor"), target.train_mesh)),
+            "hosts": len({d.process_index for d in devices}), "device_kind": devices[0].device_kind,
+            "chip": dataclasses.asdict(target.chip), "stages": result,
+            "predicted": predictions(result, target.chip, sizes) if with_costs else {}}
 
 
 def main(argv: list[str] | None = None) -> dict:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the TPU is only compiled for
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # libtpu's per-host lock would refuse a second process
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/gptj_6b.yaml")
     parser.add_argument("--sizes", choices=sorted(SIZES), default="paper")
-    parser.add_argument("--devices", type=int, nargs="+", default=[1, 4, 8, 32])
+    parser.add_argument("--targets", nargs="+", choices=sorted(TARGETS), default=list(TARGETS))
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--costs", nargs="*", choices=sorted(TARGETS), default=["v3-8", "v5e-8"],
+                        help="targets whose stages are also compiled unrolled for the roofline")
     parser.add_argument("--out", type=Path, default=Path("scripts/results/plan_memory.json"))
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(plan(args.config, SIZES[args.sizes], args.devices[0])))
-        return {}
-    result = {
-        "config": args.config,
-        "sizes": dataclasses.asdict(SIZES[args.sizes]),
-        "note": "XLA:CPU memory analysis of programs compiled for simulated CPU devices; it approximates "
-                "what a TPU or GPU compiler assigns",
-        "per_device": {str(n): run_in_subprocess(args.config, args.sizes, n) for n in args.devices},
-    }
+    sizes = SIZES[args.sizes]
+    result = {"config": args.config, "sizes": dataclasses.asdict(sizes), "compiler": _compiler(),
+              "note": "XLA:TPU (libtpu, ahead of time on a CPU host) memory and cost analysis, per device",
+              "targets": {}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    for name in args.targets:  # written after each target: a long run keeps what it finished
+        result["targets"][name] = plan_target(args.config, sizes, TARGETS[name], tuple(args.stages),
+                                              name in args.costs)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{name}: " + ", ".join(f"{s} {r['peak_gib']} GiB" for s, r in result["targets"][name]["stages"].items()),
+              file=sys.stderr, flush=True)
     return result
 
 
