@@ -82,7 +82,7 @@ class Target:
     chip_config: str  # "megacore": a chip's two TensorCores are one device (v4, v5p)
     chip: Chip
     # the train step's (data, fsdp, tensor) mesh: FSDP over every device, except where 16 GiB devices
-    # need tensor parallelism too (it halves each layer's gathered weights and their float32 gradients)
+    # need tensor parallelism too (each device gathers a quarter of each layer's weights)
     train_mesh: tuple[int, int, int]
 
     def devices(self) -> list:
@@ -98,9 +98,9 @@ _V5E = Chip(16, 197, 819, 400, "https://cloud.google.com/tpu/docs/v5e")
 _V5P = Chip(95, 459, 2765, 1200, "https://cloud.google.com/tpu/docs/v5p-training")
 _V6E = Chip(32, 918, 1638, 800, "https://cloud.google.com/tpu/docs/v6e")
 TARGETS = {
-    "v3-8": Target("v3:2x2", "default", _V3, (1, 4, 2)),
+    "v3-8": Target("v3:2x2", "default", _V3, (1, 2, 4)),
     "v4-8": Target("v4:2x2x1", "megacore", _V4, (1, 4, 1)),
-    "v5e-8": Target("v5e:2x4", "default", _V5E, (1, 4, 2)),
+    "v5e-8": Target("v5e:2x4", "default", _V5E, (1, 2, 4)),
     "v5p-8": Target("v5p:2x2x1", "megacore", _V5P, (1, 4, 1)),
     "v6e-8": Target("v6e:2x4", "default", _V6E, (1, 8, 1)),
     "v4-32": Target("v4:2x2x4", "megacore", _V4, (1, 16, 1)),  # 4 hosts: a multi-host slice
@@ -123,6 +123,22 @@ def collective_bytes(hlo: str) -> int:
     return total
 
 
+def usable_hbm_gib(device) -> float:
+    """The memory XLA:TPU lets one program of `device` use, in GiB: what it names when it refuses a
+    program too large for it (a v3 core: 15.48 of its 16 GiB)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(Mesh([device], ("x",)), PartitionSpec())
+    huge = jax.ShapeDtypeStruct((2**31 - 1, 16), jnp.float32, sharding=sharding)  # 128 GiB
+    program = jax.jit(lambda x: jnp.cumsum(jnp.concatenate([x, x + 1]), axis=0)[: x.shape[0]] + x)
+    result = _analysis(program.lower(huge))
+    if not result.get("over_hbm"):
+        raise RuntimeError(f"{device.device_kind}: a 128 GiB program compiled; its memory is unknown")
+    return result["usable_hbm_gib"]
+
+
 def _compiler() -> dict:
     from importlib import metadata
 
@@ -141,11 +157,25 @@ def _byte_tokenizer():
     return Tokenizer(hf, bos_id=0, eos_id=0)
 
 
+_OVER_HBM = re.compile(r"Ran out of memory .*?required for HLO temporaries \(([\d.]+)([KMGT])\).*?available HBM "
+                       r"\(([\d.]+)G\)", re.S)
+_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
 def _analysis(lowered) -> dict:
-    """What XLA:TPU assigned one device: memory, flops and bytes accessed (every loop iteration
-    counted, see `loop_trips`) and the bytes its collectives move."""
+    """What XLA:TPU assigned one device: memory, flops and bytes accessed (a loop's body counted once,
+    see `costs`) and the bytes its collectives move. XLA:TPU refuses a program whose temporaries
+    exceed the device's memory: that is a result too (`over_hbm`, with the temporaries it needed)."""
     start = time.perf_counter()
-    compiled = lowered.compile()
+    try:
+        compiled = lowered.compile()
+    except Exception as error:  # noqa: BLE001 - jaxlib's JaxRuntimeError; anything else is re-raised
+        match = _OVER_HBM.search(str(error))
+        if not match:
+            raise
+        temp = float(match.group(1)) * _UNITS[match.group(2)]
+        return {"over_hbm": True, "temp_bytes": int(temp), "usable_hbm_gib": float(match.group(3)),
+                "compile_s": round(time.perf_counter() - start, 1)}
     seconds = time.perf_counter() - start
     m = compiled.memory_analysis()
     cost = compiled.cost_analysis()
@@ -330,6 +360,45 @@ def plan(config: str, sizes: Sizes, devices: list, stages: tuple[str, ...] = STA
     return out
 
 
+def _optimizer_update(config: str, devices: list, mesh_sizes: tuple[int, int, int]) -> dict:
+    """The train step's AdamW update alone, compiled like the step's."""
+    import jax
+    import optax
+
+    from jtoolformer.models import load_model_config
+    from jtoolformer.sharding import make_mesh
+    from jtoolformer.train.config import OptimConfig
+    from jtoolformer.train.step import Trainer
+
+    cfg = load_model_config(config, dtype="bfloat16", param_dtype="float32")
+    trainer = Trainer(cfg, make_mesh(*mesh_sizes, devices=devices), OptimConfig(mu_dtype="bfloat16"), 1000, 1)
+    state = trainer.abstract_state()
+    grads = jax.tree.map(lambda p: _struct(p.shape, p.dtype, p.sharding), state.params)
+
+    def update(state, grads):
+        updates, opt_state = trainer.tx.update(grads, state.opt_state, state.params)
+        return optax.apply_updates(state.params, updates), opt_state
+
+    return _analysis(jax.jit(update, donate_argnums=0).lower(state, grads))
+
+
+def _train_costs(config: str, sizes: Sizes, devices: list, mesh_sizes: tuple[int, int, int] | None,
+                 impls: tuple[str, ...]) -> dict:
+    """A train step's cost, loop-free: A micro-batches each cost a one-micro-batch step less its
+    optimizer update, plus one update (a whole batch in one micro-batch needs more memory than a
+    TPU has, and XLA:TPU refuses to compile it)."""
+    mesh_sizes = mesh_sizes or (1, len(devices), 1)
+    rows = mesh_sizes[0] * mesh_sizes[1]
+    count = sizes.train_batch // rows
+    one = _train(config, dataclasses.replace(sizes, train_batch=rows), devices, mesh_sizes, scan_layers=False,
+                 micro_batches=1, impls=impls)
+    update = _optimizer_update(config, devices, mesh_sizes)
+    keys = ("flops", "bytes_accessed", "collective_bytes")
+    return {stage: {**{k: count * (r[k] - update[k]) + update[k] for k in keys},
+                    "compile_s": r["compile_s"] + update["compile_s"], "micro_batches": count}
+            for stage, r in one.items()}
+
+
 def costs(config: str, sizes: Sizes, devices: list, stages: tuple[str, ...] = STAGES,
           train_mesh: tuple[int, int, int] | None = None) -> dict:
     """Flops, bytes accessed and collective bytes of one step of each stage, for the roofline. XLA's
@@ -338,7 +407,7 @@ def costs(config: str, sizes: Sizes, devices: list, stages: tuple[str, ...] = ST
     loops run for one step."""
     single = dataclasses.replace(sizes, call_tokens=1, decode_chunk=1)
     impls = _train_impls(stages, devices)
-    out = _train(config, sizes, devices, train_mesh, scan_layers=False, micro_batches=1, impls=impls) if impls else {}
+    out = _train_costs(config, sizes, devices, train_mesh, impls) if impls else {}
     if set(stages) - {"train_step", "train_step_fused_logprobs"}:
         lm = _inference_lm(config, devices, scan_layers=False)
         out.update({**_annotation(lm, single), **_generation(lm, single), **_evaluation(lm, single)})
@@ -348,15 +417,15 @@ def costs(config: str, sizes: Sizes, devices: list, stages: tuple[str, ...] = ST
 
 def roofline(cost: dict, chip: Chip) -> dict:
     """A lower bound on one device's time for a program: the slowest of its flops at the chip's peak,
-    its bytes at HBM bandwidth and its collectives' bytes at ICI bandwidth. It leaves out everything
-    that keeps a program from its bound: MXU tiles left idle by small shapes, overlap that XLA does not
-    achieve, host work (tools, tokenising, the input pipeline) and launch gaps between programs."""
-    compute = cost["flops"] / (chip.tflops * 1e12)
-    memory = cost["bytes_accessed"] / (chip.hbm_gbps * 1e9)
-    network = cost["collective_bytes"] / (chip.ici_gbps * 1e9)
-    bound = max(compute, memory, network)
-    return {"seconds": bound, "bound_by": ("compute", "memory", "network")[[compute, memory, network].index(bound)],
-            "compute_s": compute, "memory_s": memory, "network_s": network}
+    its bytes at HBM bandwidth and its collectives' bytes at ICI bandwidth (where the chip's page gives
+    one; else not counted). It leaves out everything that keeps a program from its bound: MXU tiles
+    left idle by small shapes, overlap that XLA does not achieve, host work (tools, tokenising, the
+    input pipeline) and the gaps between programs."""
+    times = {"compute": cost["flops"] / (chip.tflops * 1e12), "memory": cost["bytes_accessed"] / (chip.hbm_gbps * 1e9)}
+    if chip.ici_gbps:
+        times["network"] = cost["collective_bytes"] / (chip.ici_gbps * 1e9)
+    bound = max(times, key=times.get)
+    return {"seconds": times[bound], "bound_by": bound, **{f"{k}_s": v for k, v in times.items()}}
 
 
 def predictions(stages: dict, chip: Chip, sizes: Sizes) -> dict:
@@ -385,15 +454,21 @@ def predictions(stages: dict, chip: Chip, sizes: Sizes) -> dict:
 
 def plan_target(config: str, sizes: Sizes, target: Target, stages: tuple[str, ...], with_costs: bool) -> dict:
     devices = target.devices()
+    usable = usable_hbm_gib(devices[0])
     result = plan(config, sizes, devices, stages, target.train_mesh)
     if with_costs:
         for name, cost in costs(config, sizes, devices, stages, target.train_mesh).items():
             result[name]["cost_program"] = cost
-            result[name]["roofline"] = roofline(cost, target.chip)
+            if "flops" in cost:
+                result[name]["roofline"] = roofline(cost, target.chip)
     for r in result.values():
-        r["fits"] = r["peak_bytes"] <= target.chip.hbm_gib * GIB
-        r["spare_gib"] = round(target.chip.hbm_gib - r["peak_bytes"] / GIB, 3)
+        if r.get("over_hbm"):
+            r.update(fits=False, spare_gib=None)
+            continue
+        r["fits"] = r["peak_bytes"] <= usable * GIB
+        r["spare_gib"] = round(usable - r["peak_bytes"] / GIB, 3)
     return {"topology": target.topology, "chip_config": target.chip_config, "devices": len(devices),
+            "usable_hbm_gib": usable,
             "train_mesh": dict(zip(("data", "fsdp", "tensor"), target.train_mesh)),
             "hosts": len({d.process_index for d in devices}), "device_kind": devices[0].device_kind,
             "chip": dataclasses.asdict(target.chip), "stages": result,
@@ -421,8 +496,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["targets"][name] = plan_target(args.config, sizes, TARGETS[name], tuple(args.stages),
                                               name in args.costs)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"{name}: " + ", ".join(f"{s} {r['peak_gib']} GiB" for s, r in result["targets"][name]["stages"].items()),
-              file=sys.stderr, flush=True)
+        print(f"{name}: " + ", ".join(f"{s} {r.get('peak_gib', 'over HBM')} GiB"
+                                      for s, r in result["targets"][name]["stages"].items()), file=sys.stderr, flush=True)
     return result
 
 
