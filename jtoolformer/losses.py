@@ -17,6 +17,10 @@ from jtoolformer.kernels.vocab_logprobs import self_check, selected_logits, voca
 from jtoolformer.models import ModelConfig
 
 F32 = jnp.float32
+# Where "auto" takes the fused kernel. Not on TPUs: at GPT-J-6B's shapes XLA:TPU gives the train step
+# the same memory with either loss (29.30 / 29.27 GiB per v4 chip, scripts/results/plan_memory.json),
+# and alone the kernel needs more temporaries and bytes than XLA (kernels_tpu.json). GPUs: unmeasured.
+AUTO_KERNEL_ON = ("gpu",)
 
 __all__ = ["output_head", "vocab_tiles", "logsumexp_over_vocab", "selected_logits", "token_logprobs"]
 
@@ -107,6 +111,6 @@ def token_logprobs(hidden: jax.Array, w: jax.Array, b: jax.Array | None, targets
     """log p(target | hidden) for hidden [..., D], targets [...] → [...], float32. impl: "xla",
     "pallas" or "auto" (see jtoolformer.kernels.dispatch); the kernel splits rows over `mesh`."""
     key = (hidden.shape[-1], hidden.dtype.name)
-    if resolve_impl(impl, "token_logprobs", self_check, key, mesh=mesh) == "pallas":
+    if resolve_impl(impl, "token_logprobs", self_check, key, mesh=mesh, auto_pallas_on=AUTO_KERNEL_ON) == "pallas":
         return _kernel_logprobs(hidden, w, b, targets, mesh)
     return selected_logits(hidden, w, b, targets) - logsumexp_over_vocab(hidden, w, b, max_chunk)

@@ -56,13 +56,15 @@ def _runs_here(mesh: Mesh | None) -> bool:
 
 
 def resolve_impl(impl: str, op: str, self_check: Callable[..., None] | None = None, key: tuple = (),
-                 backend: str | None = None, mesh: Mesh | None = None) -> str:
+                 backend: str | None = None, mesh: Mesh | None = None,
+                 auto_pallas_on: tuple[str, ...] = KERNEL_BACKENDS) -> str:
     """"xla" or "pallas" for operation `op` in a program for `mesh` (on `backend`, default: the mesh's
-    platform). "auto" is Pallas on TPU and GPU, provided the kernel passes `self_check(backend, *key)`
-    there (a small instance against its reference at the caller's feature sizes and dtype, `key`, run
-    once per process and key), and XLA otherwise; a fallback is logged once. On a mesh this process only
-    compiles for (a TPU topology, ahead of time) no check can run: "auto" is Pallas there. "pallas" on
-    the CPU runs the kernel in interpret mode."""
+    platform). "auto" is Pallas on the platforms of `auto_pallas_on` (where the kernel earned its place,
+    as measured for each op), provided the kernel passes `self_check(backend, *key)` there (a small
+    instance against its reference at the caller's feature sizes and dtype, `key`, run once per process
+    and key), and XLA otherwise; a fallback is logged once. On a mesh this process only compiles for (a
+    TPU topology, ahead of time) no check can run: "auto" is Pallas there. "pallas" on the CPU runs the
+    kernel in interpret mode."""
     if impl not in IMPLS:
         raise ValueError(f"{op}: implementation {impl!r}; expected one of {IMPLS}")
     if impl != "auto":
@@ -70,6 +72,8 @@ def resolve_impl(impl: str, op: str, self_check: Callable[..., None] | None = No
     backend = backend or platform(mesh)
     if backend not in KERNEL_BACKENDS:
         _log_fallback(op, backend)
+        return "xla"
+    if backend not in auto_pallas_on:
         return "xla"
     if self_check is None or not _runs_here(mesh):
         return "pallas"

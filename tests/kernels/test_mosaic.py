@@ -11,7 +11,8 @@ import pytest
 from jax.experimental import topologies
 from jax.sharding import Mesh
 
-from jtoolformer.kernels import dispatch, vocab_logprobs
+from jtoolformer.kernels import dispatch, prefix_decode_attention, vocab_logprobs
+from jtoolformer.losses import AUTO_KERNEL_ON
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,10 +39,13 @@ def test_both_kernels_compile_for_tpus_that_mosaic_supports(tmp_path):
 def test_auto_picks_by_the_mesh_platform():
     v5e, v3 = _mesh("v5e:2x2"), _mesh("v3:2x2")
     assert dispatch.platform(v5e) == "tpu" and dispatch.platform(v3) == "tpu-v3" and dispatch.platform(None) == "cpu"
-    check = vocab_logprobs.self_check  # cannot run for a TPU that is only compiled for: not run
-    assert dispatch.resolve_impl("auto", "token_logprobs", check, (128, "bfloat16"), mesh=v5e) == "pallas"
-    assert dispatch.resolve_impl("auto", "token_logprobs", check, (128, "bfloat16"), mesh=v3) == "xla"
-    assert dispatch.resolve_impl("auto", "token_logprobs", check, (128, "bfloat16")) == "xla"  # this CPU
+    check = prefix_decode_attention.self_check  # cannot run for a TPU that is only compiled for: not run
+    assert dispatch.resolve_impl("auto", "decode attention", check, (256, "bfloat16", 1), mesh=v5e) == "pallas"
+    assert dispatch.resolve_impl("auto", "decode attention", check, (256, "bfloat16", 1), mesh=v3) == "xla"
+    assert dispatch.resolve_impl("auto", "decode attention", check, (256, "bfloat16", 1)) == "xla"  # this CPU
+    # the fused log-probs did not earn their place on a TPU (README): auto keeps XLA there
+    assert dispatch.resolve_impl("auto", "token_logprobs", vocab_logprobs.self_check, (128, "bfloat16"), mesh=v5e,
+                                 auto_pallas_on=AUTO_KERNEL_ON) == "xla"
     assert dispatch.kernel_backend(dispatch.platform(v5e)) == ("tpu", False)
     assert dispatch.kernel_backend("cpu") == ("tpu", True)
     with pytest.raises(ValueError, match="xla"):
