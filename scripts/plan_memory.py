@@ -448,7 +448,7 @@ def roofline(cost: dict, chip: Chip) -> dict:
     return {"seconds": times[bound], "bound_by": bound, **{f"{k}_s": v for k, v in times.items()}}
 
 
-def predictions(stages: dict, chip: Chip, sizes: Sizes) -> dict:
+def predictions(stages: dict, sizes: Sizes) -> dict:
     """Throughputs the roofline bounds: fine-tuning tokens/s, annotation documents/s and generation
     tokens/s, for the whole slice (every device runs its share at once)."""
     out = {}
@@ -492,7 +492,7 @@ def plan_target(config: str, sizes: Sizes, target: Target, stages: tuple[str, ..
             "train_mesh": dict(zip(("data", "fsdp", "tensor"), target.train_mesh)),
             "hosts": len({d.process_index for d in devices}), "device_kind": devices[0].device_kind,
             "chip": dataclasses.asdict(target.chip), "stages": result,
-            "predicted": predictions(result, target.chip, sizes) if with_costs else {}}
+            "predicted": predictions(result, sizes) if with_costs else {}}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -82,8 +82,8 @@ class ToolDecoder:
         mesh = self.lm.mesh
         rows, forced = jax.device_put((rows, np.asarray(forced, np.int32)), batch_sharding(mesh, forced.shape[:1]))
         state, rows, tokens, in_call = tool_chunk_program(self.lm.params, state, rows, forced, self.classes,
-                                                      decoder=self.lm.decoder, sampling=sampling,
-                                                      trigger_top_k=trigger_top_k)
+                                                          decoder=self.lm.decoder, sampling=sampling,
+                                                          trigger_top_k=trigger_top_k)
         return state, jax.device_get(rows), np.asarray(tokens), np.asarray(in_call)
 
     @staticmethod
@@ -131,4 +131,4 @@ class ToolDecoder:
 
 # One program for every LM of a config and mesh (LMs of both share their Decoder, see shared_decoder).
 tool_chunk_program = jax.jit(ToolDecoder._chunk_impl, static_argnames=("decoder", "sampling", "trigger_top_k"),
-                         donate_argnames="state")
+                             donate_argnames="state")
